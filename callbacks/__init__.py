@@ -1,0 +1,4 @@
+"""keras-recipes callbacks: learning-rate schedules and training callbacks.
+
+Depends only on Keras and NumPy (matplotlib, optional, for plots).
+"""

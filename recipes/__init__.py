@@ -1,0 +1,7 @@
+"""keras-recipes: training recipes for Keras 3 on TensorFlow."""
+
+from recipes import datasets
+
+__version__ = "0.1.0"
+
+__all__ = ["datasets"]

@@ -1,0 +1,31 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts from a clean Keras session and a fixed seed."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def mnist_5k():
+    """Real MNIST-5k: ((x_train, y_train), (x_val, y_val)), 4000/1000."""
+    from recipes.datasets import load_mnist_5k
+
+    return load_mnist_5k()
+
+
+@pytest.fixture(scope="session")
+def digits_8x8():
+    """Real sklearn 8x8 digits: ((x_train, y_train), (x_val, y_val))."""
+    from recipes.datasets import load_digits_8x8
+
+    return load_digits_8x8()
