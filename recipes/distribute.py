@@ -153,6 +153,18 @@ def _strategy_by_name(name):
     return tf.distribute.get_strategy()
 
 
+def _current_or(strategy):
+    """`strategy` checked, or the current strategy when `None`."""
+    if strategy is None:
+        return tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            "Argument `strategy` must be a tf.distribute.Strategy or None. "
+            f"Received: strategy={strategy!r}"
+        )
+    return strategy
+
+
 def _strategy_devices(strategy):
     """Device kinds a strategy computes on: a set of "CPU"/"GPU"/"TPU"."""
     if isinstance(strategy, tf.distribute.TPUStrategy):
@@ -216,13 +228,7 @@ def resolve_precision(mixed_precision="auto", strategy=None):
             f"or None. Received: mixed_precision={mixed_precision!r}"
         )
     check_choice("mixed_precision", mixed_precision, PRECISIONS)
-    if strategy is None:
-        strategy = tf.distribute.get_strategy()
-    elif not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(
-            "Argument `strategy` must be a tf.distribute.Strategy or None. "
-            f"Received: strategy={strategy!r}"
-        )
+    strategy = _current_or(strategy)
     kinds = _strategy_devices(strategy)
     if mixed_precision == "auto":
         if "TPU" in kinds:
@@ -262,13 +268,7 @@ def global_batch_size(per_replica, strategy=None):
     32
     """
     per_replica = check_number("per_replica", per_replica, low=1, integer=True)
-    if strategy is None:
-        strategy = tf.distribute.get_strategy()
-    elif not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(
-            "Argument `strategy` must be a tf.distribute.Strategy or None. "
-            f"Received: strategy={strategy!r}"
-        )
+    strategy = _current_or(strategy)
     return per_replica * strategy.num_replicas_in_sync
 
 
