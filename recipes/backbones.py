@@ -372,6 +372,29 @@ def preprocessing_layers(mode):
     return []
 
 
+def leaf_layers(model):
+    """The layers of `model`, nested models expanded, inputs left out.
+
+    A backbone loaded from a recipe's `.keras` file holds its network as a
+    nested model; fine-tuning must see (and freeze) the layers inside.
+
+    Example:
+
+    >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> outer = keras.Sequential([keras.Input((4,)), inner,
+    ...                           keras.layers.Dense(1)])
+    >>> [type(layer).__name__ for layer in leaf_layers(outer)]
+    ['Dense', 'Dense']
+    """
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(leaf_layers(layer))
+        elif not isinstance(layer, keras.layers.InputLayer):
+            found.append(layer)
+    return found
+
+
 def select_fine_tune_layers(model, info, fine_tune_layers="auto"):
     """The backbone layers fine-tuning unfreezes (BatchNorm excluded).
 
@@ -398,10 +421,7 @@ def select_fine_tune_layers(model, info, fine_tune_layers="auto"):
     >>> [l.name for l in select_fine_tune_layers(model, info, 1)]
     ['features']
     """
-    layers = [
-        layer for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer)
-    ]
+    layers = leaf_layers(model)
     weighted = [layer for layer in layers if layer.weights]
     if fine_tune_layers == "auto":
         fine_tune_layers = info.fine_tune_from or max(1, len(weighted) // 3)

@@ -29,6 +29,7 @@ from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
+    leaf_layers,
     preprocessing_layers,
     select_fine_tune_layers,
 )
@@ -200,7 +201,7 @@ def fit_image_classifier(
         schedule="warmup_cosine", warmup_fraction=0.1, label_smoothing=0.1,
         dropout=0.2, weight_decay=0.05, augment="auto", mixup=0.0,
         cutmix=0.0, batch_size=128, early_stopping=True, patience=None,
-        strategy="auto", mixed_precision="auto",
+        callbacks=None, strategy="auto", mixed_precision="auto",
         steps_per_execution="auto", output_dir=None, overwrite=False,
         seed=None, verbose=1):
     """Train an image classifier, transfer learning included, in one call.
@@ -277,6 +278,8 @@ def fit_image_classifier(
             best epoch. Defaults to `True`.
         patience: Early-stopping patience in epochs. Defaults to `None`
             (`max(3, epochs // 4)`).
+        callbacks: Extra Keras callbacks, added to every phase. Defaults
+            to `None`.
         strategy: `"auto"`, a strategy name or a `tf.distribute.Strategy`
             (see `recipes.get_strategy`). Defaults to `"auto"`.
         mixed_precision: `"auto"`, `"float32"`, `"mixed_float16"` or
@@ -395,7 +398,8 @@ def fit_image_classifier(
                   runtime=runtime, out=out, verbose=verbose,
                   early_stopping=early_stopping, patience=patience,
                   schedule=schedule, warmup_fraction=warmup_fraction,
-                  optimizer=optimizer, weight_decay=weight_decay)
+                  optimizer=optimizer, weight_decay=weight_decay,
+                  extra_callbacks=list(callbacks or []))
 
     peak = learning_rate
     finder = None
@@ -421,7 +425,7 @@ def fit_image_classifier(
     if unfrozen:
         backbone_model.trainable = True
         chosen = {id(layer) for layer in unfrozen}
-        for layer in backbone_model.layers:
+        for layer in leaf_layers(backbone_model):
             layer.trainable = id(layer) in chosen
         paths = [v.path for v in backbone_model.trainable_variables]
         head_peak = peak / 10
@@ -481,7 +485,8 @@ def _accuracy():
 
 def _fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
                val, loss, spe, steps, runtime, out, verbose, early_stopping,
-               patience, schedule, warmup_fraction, optimizer, weight_decay):
+               patience, schedule, warmup_fraction, optimizer, weight_decay,
+               extra_callbacks):
     total = epochs * steps
 
     def make(peak):
@@ -493,7 +498,8 @@ def _fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
                       metrics=[_accuracy()], steps_per_execution=spe)
     found = _training.make_callbacks(
         output_dir=out, phase=phase, early_stopping=early_stopping,
-        patience=patience, has_validation=val is not None, verbose=verbose)
+        patience=patience, has_validation=val is not None, verbose=verbose,
+        extra=extra_callbacks)
     history = model.fit(train, validation_data=val,
                         epochs=initial_epoch + epochs,
                         initial_epoch=initial_epoch, callbacks=found,

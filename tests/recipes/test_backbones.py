@@ -139,3 +139,18 @@ def test_fine_tune_layer_selection():
         names("conv9")
     with pytest.raises(ValueError, match="fine_tune_layers"):
         names(-1)
+
+
+def test_nested_backbone_fine_tunes_leaf_layers_without_bn():
+    inner = small_cnn((28, 28, 1))
+    inputs = keras.Input((28, 28, 1))
+    outer = keras.Model(inputs, keras.layers.Dense(10, name="logits")(
+        keras.layers.Dropout(0.2, name="drop")(inner(inputs))))
+    model, info, _ = build_backbone(outer)
+    assert model.output.shape == (None, 128)  # classifier layer dropped
+    chosen = [layer.name for layer in select_fine_tune_layers(model, info)]
+    # Weighted leaves: conv1, bn1, conv2, bn2, conv3, bn3, features; the top
+    # third (2) is bn3 and features, and BN is never unfrozen.
+    assert chosen == ["features"]
+    assert [layer.name for layer in select_fine_tune_layers(
+        model, info, "all")] == ["conv1", "conv2", "conv3", "features"]
