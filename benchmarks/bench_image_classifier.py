@@ -38,6 +38,9 @@ from recipes.data import make_pipeline  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
 from recipes.image_classifier import build_image_classifier  # noqa: E402
 
+# The textbook Keras-docs CNN (logits, no BatchNormalization).
+from tests.helpers import small_cnn as textbook_cnn  # noqa: E402
+
 THRESHOLDS = (0.975, 0.98)
 
 
@@ -60,20 +63,6 @@ def first_reach(points, threshold):
         if accuracy >= threshold:
             return epoch, seconds
     return None
-
-
-def textbook_cnn():
-    """The Keras-docs style CNN of tests/helpers.py: logits, no BN."""
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(10),
-    ])
 
 
 def run_textbook(data, seed, max_epochs):
@@ -168,7 +157,8 @@ def overhead(data, epochs, repeats):
         val = make_pipeline(tf.data.Dataset.from_tensor_slices((xv, yv)),
                             num_classes=10, batch_size=128, training=False,
                             cache=False)
-        model.fit(train, validation_data=val, epochs=epochs, verbose=0)
+        model.fit(train, validation_data=val, epochs=epochs, shuffle=False,
+                  verbose=0)
         hand = time.perf_counter() - start
         ratios.append(recipe / hand)
         print(f"  repeat {repeat}: recipe {recipe:.2f} s, hand-written "
