@@ -1,7 +1,8 @@
 """Quickstart: train a small CNN on 5,000 real MNIST digits with
 keras-recipes callbacks (LR range test, one-cycle, early stopping).
 
-    python examples/callbacks_quickstart.py [--epochs 6] [--output-dir quickstart_out]
+    python examples/callbacks_quickstart.py [--epochs 6] \
+        [--output-dir quickstart_out]
 
 Prints the suggested learning rate and the validation accuracy, and saves
 the LR-finder curve, the schedule and the training curves as PNG files.
