@@ -311,11 +311,16 @@ def save_plot(history, path):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    axes = cb.plot_history(history, metrics=[
-        k for k in ("loss", "accuracy") if k in history])
+    axes = draw_history(history)
     axes[0].figure.tight_layout()
     axes[0].figure.savefig(path, dpi=100)
     plt.close(axes[0].figure)
+
+
+def draw_history(history):
+    """Loss and accuracy curves (with their `val_` twins) on new axes."""
+    return cb.plot_history(history, metrics=[
+        k for k in ("loss", "accuracy") if k in history])
 
 
 def jsonable(value):
@@ -361,8 +366,7 @@ class FitResult:
         Returns:
             The list of matplotlib `Axes`.
         """
-        axes = cb.plot_history(self.history, metrics=[
-            k for k in ("loss", "accuracy") if k in self.history])
+        axes = draw_history(self.history)
         if path is not None:
             axes[0].figure.savefig(path, dpi=100)
         return axes
