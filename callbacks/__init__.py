@@ -2,3 +2,7 @@
 
 Depends only on Keras and NumPy (matplotlib, optional, for plots).
 """
+
+from callbacks.swa import SWA
+
+__all__ = ["SWA"]
