@@ -11,7 +11,8 @@ class _Snapshots(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.weights.append(
-            [keras.ops.convert_to_numpy(w) for w in self.model.trainable_weights]
+            [keras.ops.convert_to_numpy(w)
+             for w in self.model.trainable_weights]
         )
 
 
