@@ -95,14 +95,18 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for r in results:
+    fig, ax = plt.subplots(figsize=(10, 6))
+    colors = plt.get_cmap("tab20").colors
+    for i, r in enumerate(results):
         epochs = np.arange(1, len(r["loss"]) + 1)
-        ax.plot(epochs, r["loss"], marker="o", label=r["label"])
+        ax.plot(epochs, r["loss"], marker="o", color=colors[i % 20],
+                linestyle="-" if i < 9 else "--", label=r["label"])
+    ax.set_xticks(np.arange(1, len(results[0]["loss"]) + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (mean over the epoch)")
     ax.set_yscale("log")
-    ax.set_title("MNIST-5k: training loss by optimizer")
+    ax.set_title("MNIST-5k: training loss by optimizer "
+                 "(dashed: recipes.optimizers)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
