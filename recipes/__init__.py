@@ -1,7 +1,7 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
-from recipes import datasets
+from recipes import datasets, initializers, layers, regularization
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets"]
+__all__ = ["datasets", "initializers", "layers", "regularization"]

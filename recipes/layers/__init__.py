@@ -1,0 +1,21 @@
+"""Layers Keras 3 lacks: weight/instance/filter-response normalization,
+stochastic depth and min-max scaling."""
+
+from recipes.layers.filter_response_normalization import (
+    TLU,
+    FilterResponseNormalization,
+)
+from recipes.layers.instance_normalization import InstanceNormalization
+from recipes.layers.min_max_scaling import MinMaxScaling
+from recipes.layers.stochastic_depth import DropPath, StochasticDepth
+from recipes.layers.weight_normalization import WeightNormalization
+
+__all__ = [
+    "DropPath",
+    "FilterResponseNormalization",
+    "InstanceNormalization",
+    "MinMaxScaling",
+    "StochasticDepth",
+    "TLU",
+    "WeightNormalization",
+]
