@@ -1,6 +1,8 @@
 """Layers Keras 3 lacks: weight/instance/filter-response normalization,
-stochastic depth and min-max scaling."""
+stochastic depth, DropBlock, anti-aliased pooling and min-max scaling."""
 
+from recipes.layers.blur_pool import BlurPool2D
+from recipes.layers.drop_block import DropBlock
 from recipes.layers.filter_response_normalization import (
     TLU,
     FilterResponseNormalization,
@@ -11,6 +13,8 @@ from recipes.layers.stochastic_depth import DropPath, StochasticDepth
 from recipes.layers.weight_normalization import WeightNormalization
 
 __all__ = [
+    "BlurPool2D",
+    "DropBlock",
     "DropPath",
     "FilterResponseNormalization",
     "InstanceNormalization",

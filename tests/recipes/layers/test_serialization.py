@@ -8,6 +8,8 @@ import pytest
 import recipes.layers
 from recipes.layers import (
     TLU,
+    BlurPool2D,
+    DropBlock,
     DropPath,
     FilterResponseNormalization,
     InstanceNormalization,
@@ -37,6 +39,8 @@ FACTORIES = {
     "TLU": (lambda rank: TLU(), (2, 4)),
     "DropPath": (lambda rank: DropPath(0.2, seed=3), (2, 4)),
     "MinMaxScaling": (lambda rank: _min_max(), (2, 4)),
+    "DropBlock": (lambda rank: DropBlock(0.2, block_size=3, seed=1), (4,)),
+    "BlurPool2D": (lambda rank: BlurPool2D(filter_size=3), (4,)),
 }
 CASES = [(name, rank) for name, (_, ranks) in FACTORIES.items()
          for rank in ranks]
@@ -68,7 +72,9 @@ def test_keras_round_trip_safe_mode(name, rank, tmp_path):
                        if w.dtype.kind == "f" else w
                        for w in model.get_weights()])
     y = model.predict(x, verbose=0)
-    assert y.shape[:-1] == x.shape[:-1] and y.dtype == np.float32
+    expected_shape = layer.compute_output_shape((None,) + x.shape[1:])
+    assert y.shape == x.shape[:1] + tuple(expected_shape[1:])
+    assert y.dtype == np.float32
     loaded = assert_keras_round_trip(model, x, tmp_path, atol=1e-5)
     assert type(loaded.layers[1]) is type(layer)
 
@@ -129,3 +135,26 @@ def test_weight_normalization_keeps_init_flag_after_reload(tmp_path,
     loaded.compile(keras.optimizers.SGD(0.0), model.loss)
     loaded.fit(x[:64], y[:64], epochs=1, verbose=0)
     np.testing.assert_array_equal(loaded.layers[1].g.numpy(), g)
+
+
+def test_all_layers_train_under_mixed_bfloat16(mnist_5k):
+    (x, y), _ = mnist_5k
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    inputs = keras.Input((28, 28, 1))
+    h = MinMaxScaling(data_min=0.0, data_max=1.0, axis=None)(inputs)
+    h = WeightNormalization(keras.layers.Conv2D(8, 3, strides=2))(h)
+    h = FilterResponseNormalization()(h)
+    h = TLU()(h)
+    branch = InstanceNormalization()(keras.layers.Conv2D(8, 3,
+                                                         padding="same")(h))
+    h = StochasticDepth(0.8, seed=0)([h, DropPath(0.1, seed=0)(branch)])
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    outputs = keras.layers.Dense(10, dtype="float32")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    history = model.fit(x[:512], y[:512], batch_size=64, epochs=2, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[1] < losses[0]
+    assert all(w.dtype in ("float32", "int32") for w in model.weights)
+    assert int(model.layers[2].initialized.numpy()) == 1
