@@ -55,6 +55,9 @@ def _grads(model, x, y):
             for v, g in zip(model.trainable_variables, grads, strict=True)}
 
 
+# Single-step tests compile with run_eagerly=True: one step does not repay
+# tracing a train function (test_applies_to_an_already_trained_model covers
+# the traced path).
 def _data():
     rng = np.random.default_rng(0)
     return (rng.normal(size=(16, 8, 8, 1)).astype("float32"),
@@ -66,7 +69,7 @@ def test_decoupled_decay_sgd_step_matches_numpy():
     model = net()
     add_weight_decay(model, 0.1)
     lr = 0.05
-    model.compile(keras.optimizers.SGD(lr), "mse")
+    model.compile(keras.optimizers.SGD(lr), "mse", run_eagerly=True)
     before = {v.path: v.numpy() for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
@@ -89,7 +92,7 @@ def test_decoupled_decay_is_independent_of_adam_scaling():
     x, y = _data()
     model = net()
     add_weight_decay(model, 0.01)
-    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    model.compile(keras.optimizers.Adam(1e-3), "mse", run_eagerly=True)
     before = {v.path: v.numpy() for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
@@ -174,7 +177,7 @@ def test_decay_kernels_only_with_adamw():
     excluded = decay_kernels_only(optimizer, model)
     assert {p.split("/")[-1] for p in excluded} == {"bias", "gamma", "beta",
                                                    "g"}
-    model.compile(optimizer, "mse")
+    model.compile(optimizer, "mse", run_eagerly=True)
     before = {v.path: v.numpy() for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
