@@ -56,13 +56,13 @@ def test_more_shift_invariant_than_plain_subsampling():
     assert blurred < 0.5 * plain
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    ({"filter_size": 0}, ValueError), ({"filter_size": 8}, ValueError),
-    ({"strides": 0}, ValueError), ({"padding": "same"}, ValueError),
-])
-def test_bad_arguments(kwargs, error):
-    with pytest.raises(error, match="Received"):
-        BlurPool2D(**kwargs)
+def test_bad_arguments():
+    for kwargs, error in [
+        ({"filter_size": 0}, ValueError), ({"filter_size": 8}, ValueError),
+        ({"strides": 0}, ValueError), ({"padding": "same"}, ValueError),
+    ]:
+        with pytest.raises(error, match="Received"):
+            BlurPool2D(**kwargs)
 
 
 def test_bad_shape():
