@@ -2,3 +2,7 @@
 
 Depends only on Keras and NumPy (matplotlib, optional, for plots).
 """
+
+from callbacks.pruning import Pruning
+
+__all__ = ["Pruning"]

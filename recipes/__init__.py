@@ -1,7 +1,23 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
 from recipes import datasets
+from recipes.compress import (
+    distill,
+    export_tflite,
+    prune,
+    quantize,
+    sparsity_report,
+    strip_pruning,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets"]
+__all__ = [
+    "datasets",
+    "distill",
+    "export_tflite",
+    "prune",
+    "quantize",
+    "sparsity_report",
+    "strip_pruning",
+]
