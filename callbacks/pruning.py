@@ -329,14 +329,14 @@ class MagnitudePruner:
         if not self.attached:
             return
         for (_, variable), inner in zip(self.targets,
-                                        self._saved_constraints):
+                                        self._saved_constraints, strict=True):
             variable.constraint = inner
         self._saved_constraints = None
         _rebuild_train_function(self.model)
 
     def strip(self):
         """Multiply the weights by their masks, then detach."""
-        for (_, variable), mask in zip(self.targets, self.masks):
+        for (_, variable), mask in zip(self.targets, self.masks, strict=True):
             variable.assign(variable * mask)
         self.detach()
 
@@ -350,8 +350,9 @@ class MagnitudePruner:
 
     def _update_masks(self, step):
         sparsity = self.spec.sparsity_at(step)
+        weights = [v for _, v in self.targets]
         magnitudes = [ops.abs(ops.convert_to_tensor(v) * mask)
-                      for (_, v), mask in zip(self.targets, self.masks)]
+                      for v, mask in zip(weights, self.masks, strict=True)]
         if self.spec.structure is not None:
             keeps = [_n_m_keep(mag, *self.spec.structure)
                      for mag in magnitudes]
@@ -369,7 +370,7 @@ class MagnitudePruner:
                            _count(sparsity, int(np.prod(mag.shape))))
                 for mag in magnitudes
             ]
-        for mask, keep in zip(self.masks, keeps):
+        for mask, keep in zip(self.masks, keeps, strict=True):
             mask.assign(ops.cast(ops.reshape(keep, mask.shape), mask.dtype))
         return ops.zeros((), "int32")
 

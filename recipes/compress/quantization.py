@@ -12,7 +12,6 @@ import tempfile
 import time
 import warnings
 
-import keras
 import numpy as np
 import tensorflow as tf
 

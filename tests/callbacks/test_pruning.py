@@ -60,7 +60,7 @@ def test_one_shot_masks_match_numpy_magnitude_ranking(mnist_5k):
     cb = Pruning(0.7, schedule="constant", begin_step=0, end_step=0,
                  frequency=1)
     _frozen_step_fit(model, x, y, cb, steps=1)
-    for w0, w1 in zip(before, _kernels(model)):
+    for w0, w1 in zip(before, _kernels(model), strict=True):
         k = int(round(0.7 * w0.size))
         threshold = np.sort(np.abs(w0).ravel())[k - 1]
         np.testing.assert_array_equal(w1 == 0, np.abs(w0) <= threshold)
@@ -78,7 +78,7 @@ def test_global_scope_uses_one_threshold(mnist_5k):
     k = int(round(0.6 * all_w.size))
     threshold = np.sort(all_w)[k - 1]
     after = _kernels(model)
-    for w0, w1 in zip(before, after):
+    for w0, w1 in zip(before, after, strict=True):
         np.testing.assert_array_equal(w1 == 0, np.abs(w0) <= threshold)
     # Per-layer sparsities differ while the total hits the target.
     layer_sparsity = [np.mean(w == 0) for w in after]
@@ -96,13 +96,13 @@ def test_schedule_is_followed_in_graph_with_steps_per_execution(mnist_5k):
     model.fit(x[:37 * 32], y[:37 * 32], batch_size=32, verbose=0,
               callbacks=[cb])
     expected = _numpy_sparsity(30, 0.0, 0.8, 0, 100)
-    for w, size in zip(_kernels(model), sizes):
+    for w, size in zip(_kernels(model), sizes, strict=True):
         assert np.sum(w == 0) == int(round(expected * size))
     # 75 more updates (step 111 > end_step): the target is reached exactly.
     model.fit(x[:75 * 32], y[:75 * 32], batch_size=32, verbose=0,
               callbacks=[cb])
     assert int(cb.pruner.step.numpy()) == 112
-    for w, size in zip(_kernels(model), sizes):
+    for w, size in zip(_kernels(model), sizes, strict=True):
         assert np.sum(w == 0) == int(round(0.8 * size))
 
 
@@ -113,7 +113,7 @@ def test_masks_stay_applied_and_callback_detaches(mnist_5k):
     model.fit(x[:640], y[:640], batch_size=32, verbose=0, callbacks=[cb])
     zeros = [w == 0 for w in _kernels(model)]
     model.fit(x[:640], y[:640], batch_size=32, verbose=0, callbacks=[cb])
-    for before, w in zip(zeros, _kernels(model)):
+    for before, w in zip(zeros, _kernels(model), strict=True):
         np.testing.assert_array_equal(w == 0, before)
     # Outside the callback the model is plain Keras: zeros regrow (except
     # under MNIST's always-blank border pixels, whose gradient is zero).
@@ -146,7 +146,7 @@ def test_two_of_four_structure(mnist_5k):
     cb = Pruning(0.5, schedule="constant", end_step=0, frequency=1,
                  structure="2:4")
     _frozen_step_fit(model, x, y, cb, steps=1)
-    for w0, w1 in zip(before, _kernels(model)):
+    for w0, w1 in zip(before, _kernels(model), strict=True):
         # Groups of 4 consecutive inputs feeding one output unit.
         groups0 = np.abs(w0).T.reshape(w0.shape[1], -1, 4)
         groups1 = w1.T.reshape(w1.shape[1], -1, 4)
