@@ -2,7 +2,7 @@
 
 Keras provides the distiller (teacher frozen, student trained on a mix of
 the hard-label loss and a temperature-scaled logits loss); this recipe adds
-argument checks, a warmup-cosine learning-rate schedule, the training loop
+argument checks, the library's warmup-cosine schedule, the training loop
 and the measurements that say whether distillation helped.
 """
 
@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from callbacks._validation import check_number
+from callbacks.schedules import WarmupCosineDecay
 
 
 @dataclasses.dataclass
@@ -59,16 +60,6 @@ def _num_examples(data):
     return int(len(x))
 
 
-def warmup_cosine(peak_learning_rate, total_steps, warmup_steps):
-    """Linear warmup then cosine decay to zero, as a Keras schedule."""
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(total_steps - warmup_steps, 1),
-        warmup_target=peak_learning_rate,
-        warmup_steps=warmup_steps,
-    )
-
-
 def _accuracy(model, x, y, batch_size):
     predicted = np.argmax(model.predict(x, batch_size=batch_size,
                                         verbose=0), axis=-1)
@@ -101,9 +92,11 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
             `0.1`.
         epochs: Training epochs. Defaults to `5`.
         batch_size: Batch size. Defaults to `32`.
-        learning_rate: Peak learning rate. Defaults to `1e-3`.
+        learning_rate: Peak learning rate of a
+            `callbacks.WarmupCosineDecay` over all the steps, or any Keras
+            `LearningRateSchedule` to use as is. Defaults to `1e-3`.
         warmup_fraction: Fraction of the steps spent warming up, in
-            `[0, 1)`. Defaults to `0.1`.
+            `[0, 1)`, for a float `learning_rate`. Defaults to `0.1`.
         callbacks: Extra Keras callbacks for `fit`. Defaults to `None`.
         verbose: Verbosity of `fit`. Defaults to `0`.
 
@@ -137,8 +130,10 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
     check_number("alpha", alpha, low=0.0, high=1.0)
     epochs = check_number("epochs", epochs, low=1, integer=True)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-    check_number("learning_rate", learning_rate, low=0.0,
-                 low_inclusive=False)
+    if not isinstance(learning_rate,
+                      keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, low=0.0,
+                     low_inclusive=False)
     check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0,
                  high_inclusive=False)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -157,9 +152,14 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
     _check_logits(teacher, "teacher")
     _check_logits(student, "student")
 
-    total_steps = epochs * math.ceil(_num_examples(data) / batch_size)
-    schedule = warmup_cosine(learning_rate, total_steps,
-                             int(warmup_fraction * total_steps))
+    schedule = learning_rate
+    if not isinstance(schedule,
+                      keras.optimizers.schedules.LearningRateSchedule):
+        total_steps = epochs * math.ceil(_num_examples(data) / batch_size)
+        schedule = WarmupCosineDecay(
+            learning_rate, total_steps,
+            warmup_steps=int(warmup_fraction * total_steps),
+        )
     teacher_trainable = teacher.trainable
     distiller = keras.distillation.Distiller(
         teacher=teacher,
