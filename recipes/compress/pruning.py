@@ -187,7 +187,7 @@ def sparsity_report(model, layers=None, prune_biases=False):
     Example:
 
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-    >>> model.layers[0].kernel.assign([[0.0, 1.0], [0.0, 2.0]])
+    >>> _ = model.layers[0].kernel.assign([[0.0, 1.0], [0.0, 2.0]])
     >>> sparsity_report(model).sparsity
     0.5
     """
