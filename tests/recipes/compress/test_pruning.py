@@ -8,7 +8,7 @@ from tests.helpers import assert_keras_round_trip, mlp, small_cnn
 from tests.recipes.compress.conftest import compile_classifier, copy_of
 
 # Pruning 80% of a 3-epoch MLP-128 and fine-tuning 2 epochs costs at most
-# this much validation accuracy (measured: about 0.5 point).
+# this much validation accuracy (measured here: 0.9 point, 92.2% -> 91.3%).
 ACCURACY_MARGIN = 0.02
 
 
