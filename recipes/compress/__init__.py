@@ -1,6 +1,10 @@
 """Model compression: magnitude pruning, quantization, distillation."""
 
-from recipes.compress.distillation import DistillationResult, distill
+from recipes.compress.distillation import (
+    DistillationResult,
+    build_distiller,
+    distill,
+)
 from recipes.compress.pruning import (
     SparsityReport,
     WeightSparsity,
@@ -22,6 +26,7 @@ __all__ = [
     "SparsityReport",
     "TFLiteReport",
     "WeightSparsity",
+    "build_distiller",
     "distill",
     "evaluate_tflite",
     "export_tflite",

@@ -66,6 +66,58 @@ def _accuracy(model, x, y, batch_size):
     return predicted, float(np.mean(predicted == np.asarray(y)))
 
 
+def build_distiller(teacher, student, temperature=4.0, alpha=0.1,
+                    optimizer="adam"):
+    """A compiled `keras.distillation.Distiller` for integer-label logits.
+
+    Its loss is `alpha * CE(y, student) + (1 - alpha) * T^2 *
+    KL(softmax(teacher / T) || softmax(student / T))`. `distill` uses it;
+    build it directly to train with your own `fit` arguments. The teacher
+    is frozen (`teacher.trainable = False`).
+
+    Args:
+        teacher: The teacher model (outputs logits).
+        student: The student model (outputs logits, same shape).
+        temperature: Softmax temperature `T`. Defaults to `4.0`.
+        alpha: Weight of the hard-label loss. Defaults to `0.1`.
+        optimizer: Optimizer for the student. Defaults to `"adam"`.
+
+    Returns:
+        The compiled distiller; `distiller.student` is the student.
+
+    Example:
+
+    >>> teacher = keras.Sequential([keras.Input((4,)),
+    ...                             keras.layers.Dense(3)])
+    >>> student = keras.Sequential([keras.Input((4,)),
+    ...                             keras.layers.Dense(3)])
+    >>> build_distiller(teacher, student).student is student
+    True
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531):
+          Distilling the knowledge in a neural network.
+    """
+    distiller = keras.distillation.Distiller(
+        teacher=teacher,
+        student=student,
+        # An explicit KLDivergence instance: the default "kl_divergence"
+        # string resolves to a plain function, which LogitsDistillation
+        # (Keras 3.15) then applies to raw logits instead of softmax
+        # probabilities, without the T^2 factor.
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=temperature, loss=keras.losses.KLDivergence()
+        ),
+        student_loss_weight=alpha,
+    )
+    distiller.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return distiller
+
+
 def distill(teacher, student, data, validation_data=None, temperature=4.0,
             alpha=0.1, epochs=5, batch_size=32, learning_rate=1e-3,
             warmup_fraction=0.1, callbacks=None, verbose=0):
@@ -161,23 +213,8 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
             warmup_steps=int(warmup_fraction * total_steps),
         )
     teacher_trainable = teacher.trainable
-    distiller = keras.distillation.Distiller(
-        teacher=teacher,
-        student=student,
-        # An explicit KLDivergence instance: the default "kl_divergence"
-        # string resolves to a plain function, which LogitsDistillation
-        # (Keras 3.15) then applies to raw logits instead of softmax
-        # probabilities, without the T^2 factor.
-        distillation_losses=keras.distillation.LogitsDistillation(
-            temperature=temperature, loss=keras.losses.KLDivergence()
-        ),
-        student_loss_weight=alpha,
-    )
-    distiller.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    distiller = build_distiller(teacher, student, temperature, alpha,
+                                keras.optimizers.Adam(schedule))
     try:
         history = distiller.fit(
             data[0], data[1], batch_size=batch_size, epochs=epochs,

@@ -6,6 +6,32 @@ import recipes
 from tests.helpers import mlp, small_cnn
 
 
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def test_distiller_loss_matches_hinton_formula(trained_mlp, mnist_5k):
+    teacher, _ = trained_mlp
+    (x, y), _ = mnist_5k
+    student = mlp(units=8)
+    temperature, alpha = 3.0, 0.3
+    distiller = recipes.compress.build_distiller(teacher, student,
+                                                 temperature, alpha)
+    xb, yb = x[:64], y[:64]
+    s_logits = np.asarray(student(xb, training=True))
+    t_logits = np.asarray(teacher(xb, training=False))
+    loss = float(distiller.compute_loss(xb, yb, y_pred=s_logits))
+    # Hinton et al. (2015) in NumPy: alpha * CE + (1 - alpha) * T^2 * KL.
+    ce = -np.mean(_log_softmax(s_logits)[np.arange(64), yb])
+    log_p = _log_softmax(t_logits / temperature)
+    log_q = _log_softmax(s_logits / temperature)
+    kl = np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1))
+    want = alpha * ce + (1 - alpha) * temperature ** 2 * kl
+    assert loss == pytest.approx(want, rel=1e-4)
+    teacher.trainable = True
+
+
 @pytest.mark.slow
 def test_distilled_student_agrees_with_teacher_more(trained_mlp, mnist_5k):
     teacher, teacher_accuracy = trained_mlp
