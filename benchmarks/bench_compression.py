@@ -29,26 +29,18 @@ from recipes.compress import (  # noqa: E402
     weight_bytes,
 )
 from recipes.datasets import load_mnist_5k  # noqa: E402
-from tests.helpers import mlp, small_cnn  # noqa: E402
+from tests.recipes.compress.models import (  # noqa: E402
+    compile_classifier,
+    copy_of,
+    mlp,
+    small_cnn,
+    tiny_cnn,
+)
 
 PRETRAIN_EPOCHS = 5
 FINETUNE_EPOCHS = 3
 BATCH_SIZE = 32
-
-
-def compiled(model, learning_rate=1e-3):
-    model.compile(
-        keras.optimizers.Adam(learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def copy_of(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return compiled(clone, 5e-4)
+FINETUNE_LR = 5e-4
 
 
 def fits_2_4(layer):
@@ -64,7 +56,7 @@ def pruning_table(pretrained, x, y, x_val, y_val):
     steps_per_epoch = int(np.ceil(len(x) / BATCH_SIZE))
     end_step = 2 * steps_per_epoch
     rows = []
-    dense = copy_of(pretrained)
+    dense = copy_of(pretrained, FINETUNE_LR)
     dense.fit(x, y, batch_size=BATCH_SIZE, epochs=FINETUNE_EPOCHS,
               verbose=0)
     rows.append(("dense baseline", sparsity_report(dense).sparsity,
@@ -78,7 +70,7 @@ def pruning_table(pretrained, x, y, x_val, y_val):
          {"target_sparsity": 0.5, "structure": "2:4", "layers": fits_2_4}),
     ]
     for name, kwargs in settings:
-        model = recipes.prune(copy_of(pretrained), begin_step=0,
+        model = recipes.prune(copy_of(pretrained, FINETUNE_LR), begin_step=0,
                               end_step=end_step, frequency=25, **kwargs)
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=FINETUNE_EPOCHS,
                   verbose=0)
@@ -107,7 +99,7 @@ def tflite_table(model, x, x_val, y_val, directory):
     _, float_latency = evaluate_tflite(
         os.path.join(directory, "none.tflite"), x_val, y_val)
     rows[1] = rows[1][:3] + (float_latency,)
-    quantized = recipes.quantize(copy_of(model), "int8")
+    quantized = recipes.quantize(copy_of(model, FINETUNE_LR), "int8")
     rows.append(("Keras int8 (model.quantize)", weight_bytes(quantized),
                  accuracy(quantized, x_val, y_val), None))
     base = rows[1][1]
@@ -122,18 +114,6 @@ def tflite_table(model, x, x_val, y_val, directory):
                  "rows the file size. Latency: TFLite interpreter, 1 thread, "
                  "batch of 1, mean over the 1,000 validation examples.")
     return "\n".join(lines)
-
-
-def tiny_cnn():
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10),
-    ])
 
 
 STUDENTS = [("MLP 784-16-10", lambda: mlp(units=16)),
@@ -170,7 +150,7 @@ def main():
     start = time.perf_counter()
     keras.utils.set_random_seed(0)
     (x, y), (x_val, y_val) = load_mnist_5k()
-    pretrained = compiled(small_cnn())
+    pretrained = compile_classifier(small_cnn())
     pretrained.fit(x, y, batch_size=BATCH_SIZE, epochs=PRETRAIN_EPOCHS,
                    verbose=0)
     print(f"Small CNN ({pretrained.count_params():,} params) pretrained "

@@ -9,7 +9,7 @@ from tests.helpers import mlp
 def _compiled(model, learning_rate=1e-3, optimizer=None, **kwargs):
     model.compile(
         optimizer or keras.optimizers.Adam(learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
         **kwargs,
     )
@@ -128,7 +128,7 @@ def test_existing_constraint_is_kept_and_chained(mnist_5k):
     model = keras.Sequential([
         keras.Input((28, 28, 1)), keras.layers.Flatten(),
         keras.layers.Dense(16, kernel_constraint=keras.constraints.NonNeg()),
-        keras.layers.Dense(10),
+        keras.layers.Dense(10, activation="softmax"),
     ])
     _compiled(model, 1e-2)
     cb = Pruning(0.5, schedule="constant", end_step=0, frequency=1)
@@ -160,7 +160,7 @@ def test_default_selection_skips_biases_and_embeddings(mnist_5k):
     model = keras.Sequential([
         keras.Input((28, 28, 1)), keras.layers.Flatten(),
         keras.layers.Dense(16), keras.layers.BatchNormalization(),
-        keras.layers.Dense(10),
+        keras.layers.Dense(10, activation="softmax"),
     ])
     cb = Pruning(0.5, schedule="constant", end_step=0, frequency=1)
     _frozen_step_fit(model, x, y, cb, steps=1)

@@ -1,16 +1,7 @@
 import keras
 import pytest
 
-from tests.helpers import mlp
-
-
-def compile_classifier(model, learning_rate=1e-3):
-    model.compile(
-        keras.optimizers.Adam(learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
+from tests.recipes.compress.models import compile_classifier, mlp
 
 
 @pytest.fixture(scope="package")
@@ -22,9 +13,3 @@ def trained_mlp(mnist_5k):
     model.fit(x, y, batch_size=32, epochs=3, verbose=0)
     _, accuracy = model.evaluate(x_val, y_val, verbose=0)
     return model, accuracy
-
-
-def copy_of(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return compile_classifier(clone)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import recipes
-from tests.helpers import mlp, small_cnn
+from tests.recipes.compress.models import mlp, small_cnn
 
 
 def _log_softmax(z):

@@ -4,8 +4,13 @@ import pytest
 
 import recipes
 from recipes.compress.pruning import attached_pruners, sparsity_report
-from tests.helpers import assert_keras_round_trip, mlp, small_cnn
-from tests.recipes.compress.conftest import compile_classifier, copy_of
+from tests.helpers import assert_keras_round_trip
+from tests.recipes.compress.models import (
+    compile_classifier,
+    copy_of,
+    mlp,
+    small_cnn,
+)
 
 # Pruning 80% of a 3-epoch MLP-128 and fine-tuning 2 epochs costs at most
 # this much validation accuracy (measured here: 0.9 point, 92.2% -> 91.3%).

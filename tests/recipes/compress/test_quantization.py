@@ -10,8 +10,7 @@ from recipes.compress.quantization import (
     run_tflite,
     weight_bytes,
 )
-from tests.helpers import mlp
-from tests.recipes.compress.conftest import copy_of
+from tests.recipes.compress.models import copy_of, mlp
 
 
 @pytest.fixture(scope="module")
