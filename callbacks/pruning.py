@@ -246,7 +246,13 @@ def _n_m_keep(magnitude, n, m):
 
 
 class _MaskConstraint(keras.constraints.Constraint):
-    """Applies mask `index` after the wrapped constraint; index 0 drives."""
+    """Applies mask `index` after the wrapped constraint; index 0 drives.
+
+    The optimizer applies constraints after all the gradient updates of a
+    step, in `model.trainable_variables` order, and the targets follow that
+    order: when the first target's constraint runs, every pruned weight is
+    already updated, so its mask update (global scope included) sees them all.
+    """
 
     def __init__(self, pruner, index, inner):
         self.pruner = pruner
