@@ -1,7 +1,26 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
 from recipes import datasets, initializers, layers, regularization
+from recipes.compress import (
+    distill,
+    export_tflite,
+    prune,
+    quantize,
+    sparsity_report,
+    strip_pruning,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "initializers", "layers", "regularization"]
+__all__ = [
+    "datasets",
+    "distill",
+    "export_tflite",
+    "initializers",
+    "layers",
+    "prune",
+    "quantize",
+    "regularization",
+    "sparsity_report",
+    "strip_pruning",
+]
