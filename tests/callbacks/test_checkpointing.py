@@ -196,8 +196,17 @@ def finished_run(_finished_run, tmp_path):
 def test_keeps_newest_files_and_marks_finished(finished_run):
     directory, _ = finished_run
     names = sorted(os.listdir(directory))
-    # Saves at steps 3, 6, ..., 18 and the finished state at step 20.
-    assert names == [f"ckpt-{s:012d}.npz" for s in (15, 18, 20)]
+    # Saves 1-6 at steps 3, 6, ..., 18 and save 7, the finished state, at
+    # step 20; the newest 3 are kept.
+    assert names == [f"ckpt-{n:012d}.npz" for n in (5, 6, 7)]
+    steps = [latest_checkpoint(directory)[0]["step"]]
+    for name in names[::-1][:-1]:
+        os.remove(directory / name)
+        steps.append(latest_checkpoint(directory)[0]["step"])
+    assert steps == [20, 18, 15]
+
+def test_finished_run_status(finished_run):
+    directory, _ = finished_run
     meta = latest_checkpoint(directory)[0]
     assert (meta["step"], meta["epoch"], meta["finished"]) == (20, 2, True)
     assert checkpoint_status(directory) == "finished"
@@ -261,7 +270,7 @@ def _attached(directory, **kwargs):
 
 
 def test_stale_temporary_file_is_ignored_and_removed(tmp_path):
-    stale = tmp_path / ".ckpt-000000000099.npz.tmp-123"
+    stale = tmp_path / ".ckpt-000000000001.npz.tmp-123"
     stale.write_bytes(b"half written")
     assert checkpoint_status(tmp_path) == "empty"
     _attached(tmp_path)
