@@ -1,4 +1,55 @@
 """keras-recipes callbacks: learning-rate schedules and training callbacks.
 
-Depends only on Keras and NumPy (matplotlib, optional, for plots).
+Depends only on Keras and NumPy (matplotlib, optional, for plots). Every
+callback here adds to an existing `model.fit(callbacks=[...])`.
 """
+
+from callbacks import schedules
+from callbacks.early_stopping import EarlyStopping
+from callbacks.lr_finder import LRFinder, LRFinderResult, find_learning_rate
+from callbacks.lr_schedule import (
+    CyclicalLR,
+    LearningRateMonitor,
+    OneCycleLR,
+    ScheduleLR,
+    WarmupCosine,
+)
+from callbacks.plateau import ReduceLROnPlateau
+from callbacks.plotting import plot_history, plot_schedule, schedule_values
+from callbacks.schedules import (
+    ConstantSchedule,
+    CosineSchedule,
+    CyclicalLearningRate,
+    JoinSchedules,
+    LinearSchedule,
+    OneCycleSchedule,
+    StepDecay,
+    Warmup,
+    WarmupCosineDecay,
+)
+
+__all__ = [
+    "ConstantSchedule",
+    "CosineSchedule",
+    "CyclicalLR",
+    "CyclicalLearningRate",
+    "EarlyStopping",
+    "JoinSchedules",
+    "LRFinder",
+    "LRFinderResult",
+    "LearningRateMonitor",
+    "LinearSchedule",
+    "OneCycleLR",
+    "OneCycleSchedule",
+    "ReduceLROnPlateau",
+    "ScheduleLR",
+    "StepDecay",
+    "Warmup",
+    "WarmupCosine",
+    "WarmupCosineDecay",
+    "find_learning_rate",
+    "plot_history",
+    "plot_schedule",
+    "schedule_values",
+    "schedules",
+]

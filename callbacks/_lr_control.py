@@ -1,0 +1,296 @@
+"""In-graph control of an optimizer's learning rate (and momentum) from
+callbacks, at zero per-batch cost.
+
+Callbacks that change the learning rate (schedules, plateau reduction,
+divergence recovery, the LR finder) `attach` to the model at train begin.
+The first one installs a controller on the optimizer: the optimizer's
+learning rate becomes
+
+    lr(step) = scale * base(step - offset)
+
+computed inside the traced train step, where `base` is a schedule set by a
+callback (or, when none is, whatever the user compiled: a float or a
+schedule), `scale` is a variable that callbacks may change between steps
+(no retrace), and `offset` is a variable holding the step at which the
+current `fit` started. The last callback to `detach` at train end restores
+the optimizer exactly as it was. The train function is rebuilt on both
+occasions, because Keras caches the traced function across `fit` calls.
+
+Checkpoints written while a controller is installed store the optimizer as
+the user compiled it (see `ControlledLearningRate.get_config`), so a model
+saved by `ModelCheckpoint` mid-fit reloads like one saved after.
+
+Momentum: `set_momentum_schedule` replaces the optimizer's `beta_1` or
+`momentum` hyperparameter with a float that converts to the in-graph value
+of a schedule (`ScheduledHyperparameter`), so one-cycle momentum cycling is
+exact per step too.
+"""
+
+import keras
+from keras import ops
+
+from callbacks._api import register
+
+_ATTR = "_keras_recipes_lr_control"
+MOMENTUM_ATTRIBUTES = ("beta_1", "momentum")
+
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+def _original_value(original, step):
+    if isinstance(original, LearningRateSchedule):
+        return ops.cast(original(step), "float32")
+    if isinstance(original, keras.Variable):
+        return ops.cast(original, "float32")
+    if callable(original):
+        return ops.cast(original(), "float32")
+    return ops.cast(original, "float32")
+
+
+@register
+class ControlledLearningRate(LearningRateSchedule):
+    """The learning rate installed by `attach` (internal).
+
+    It is serialized as the optimizer's original learning rate, and
+    deserializes to it: a model saved while callbacks control its learning
+    rate reloads with the optimizer the user compiled.
+    """
+
+    def __init__(self, learning_rate=None, control=None):
+        self.learning_rate = learning_rate
+        self.control = control
+
+    def __call__(self, step):
+        c = self.control
+        base = _original_value(c.original, step)
+        if c.schedule is not None:
+            base = ops.cast(c.schedule(step - c.offset), "float32")
+        scale = ops.cast(c.scale, "float32")
+        floor = ops.cast(c.floor, "float32")
+        scaled = scale * base
+        # A reduction (scale < 1) never pushes the LR below `floor`, but the
+        # schedule itself may go lower.
+        return ops.where(scale < 1.0,
+                         ops.maximum(scaled, ops.minimum(base, floor)),
+                         scaled)
+
+    def get_config(self):
+        original = self.control.original
+        if isinstance(original, keras.Variable):
+            original = float(ops.convert_to_numpy(original))
+        elif isinstance(original, LearningRateSchedule):
+            original = keras.optimizers.schedules.serialize(original)
+        return {"learning_rate": original}
+
+    @classmethod
+    def from_config(cls, config):
+        lr = config["learning_rate"]
+        if isinstance(lr, dict):
+            return keras.optimizers.schedules.deserialize(lr)
+        return lr
+
+
+class ScheduledHyperparameter(float):
+    """A float hyperparameter whose in-graph value follows a schedule.
+
+    Python code that inspects it (`momentum != 0`, `get_config`, pickling)
+    sees the constant `float` it was created from; tensor code
+    (`ops.cast(self.beta_1, dtype)`, `1 - self.beta_1`, `m * self.momentum`)
+    sees `schedule(iterations - offset)`.
+    """
+
+    dtype = "float32"
+
+    def __new__(cls, value, control):
+        obj = super().__new__(cls, value)
+        obj._control = control
+        return obj
+
+    def _tensor(self):
+        c = self._control
+        step = ops.cast(c.optimizer.iterations, "float32") - ops.cast(
+            c.offset, "float32")
+        return ops.cast(c.momentum_schedule(step), "float32")
+
+    def __tf_tensor__(self, dtype=None, name=None):
+        value = self._tensor()
+        return value if dtype is None else ops.cast(value, dtype)
+
+    def __add__(self, other):
+        return ops.add(self._tensor(), other)
+
+    def __radd__(self, other):
+        return ops.add(other, self._tensor())
+
+    def __sub__(self, other):
+        return ops.subtract(self._tensor(), other)
+
+    def __rsub__(self, other):
+        return ops.subtract(other, self._tensor())
+
+    def __mul__(self, other):
+        return ops.multiply(self._tensor(), other)
+
+    def __rmul__(self, other):
+        return ops.multiply(other, self._tensor())
+
+    def __reduce__(self):
+        return (float, (float(self),))
+
+
+class LRControl:
+    """The controller installed on one optimizer (internal)."""
+
+    def __init__(self, model):
+        optimizer = model.optimizer
+        self.model = model
+        self.optimizer = optimizer
+        self.original = optimizer._learning_rate
+        self.users = []
+        self.schedule = None
+        self.schedule_owner = None
+        self.momentum_schedule = None
+        self.momentum_attribute = None
+        self.momentum_original = None
+        with _scope(model):
+            self.scale = keras.Variable(1.0, dtype="float32", trainable=False,
+                                        name="lr_scale")
+            self.floor = keras.Variable(0.0, dtype="float32", trainable=False,
+                                        name="lr_floor")
+            self.offset = keras.Variable(0, dtype="int64", trainable=False,
+                                         name="lr_step_offset")
+        self.controlled = ControlledLearningRate(control=self)
+
+    def install(self):
+        # Bypass the `learning_rate` setter: it would untrack the LR
+        # variable and change the optimizer's variable list (and so the
+        # layout of checkpoints written during this fit).
+        object.__setattr__(self.optimizer, "_learning_rate", self.controlled)
+        object.__setattr__(self.optimizer, _ATTR, self)
+        _retrace(self.model)
+
+    def uninstall(self):
+        if (self.schedule is None
+                and isinstance(self.original, keras.Variable)):
+            # Like Keras's ReduceLROnPlateau, a reduction of a plain float
+            # LR persists after fit.
+            current = float(ops.convert_to_numpy(self.controlled(0)))
+            self.original.assign(current)
+        object.__setattr__(self.optimizer, "_learning_rate", self.original)
+        if self.momentum_attribute is not None:
+            object.__setattr__(self.optimizer, self.momentum_attribute,
+                               self.momentum_original)
+        object.__delattr__(self.optimizer, _ATTR)
+        _retrace(self.model)
+
+    def set_schedule(self, owner, schedule):
+        """Make `schedule` the base learning rate for this fit."""
+        if self.schedule_owner is not None and self.schedule_owner is not owner:
+            raise ValueError(
+                "Only one learning-rate schedule callback can be used in a "
+                f"fit. Received: {type(self.schedule_owner).__name__} and "
+                f"{type(owner).__name__}"
+            )
+        self.schedule = schedule
+        self.schedule_owner = owner
+
+    def set_momentum_schedule(self, schedule):
+        """Drive `beta_1`/`momentum` by `schedule`; returns the attribute
+        name, or `None` when the optimizer has no such hyperparameter."""
+        for attribute in MOMENTUM_ATTRIBUTES:
+            value = getattr(self.optimizer, attribute, None)
+            if isinstance(value, float) and value > 0:
+                self.momentum_attribute = attribute
+                self.momentum_original = value
+                self.momentum_schedule = schedule
+                object.__setattr__(self.optimizer, attribute,
+                                   ScheduledHyperparameter(value, self))
+                _retrace(self.model)
+                return attribute
+        return None
+
+    def set_offset_to_current_step(self, steps_back=0):
+        """Step 0 of the schedule = the current step minus `steps_back`."""
+        step = int(ops.convert_to_numpy(self.optimizer.iterations))
+        self.offset.assign(step - steps_back)
+
+
+def _scope(model):
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None:
+        return strategy.scope()
+    return keras.name_scope("keras_recipes")
+
+
+def _retrace(model):
+    # Keras caches the traced train function across `fit` calls; a rebuilt
+    # function is traced lazily on its first call (once per fit).
+    model.make_train_function(force=True)
+
+
+def _check_model(callback, model):
+    if model is None or getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"{type(callback).__name__} needs a compiled model with an "
+            "optimizer. Call `model.compile(optimizer=...)` before `fit`."
+        )
+    if hasattr(model.optimizer, "optimizers"):
+        raise ValueError(
+            f"{type(callback).__name__} does not support multi-optimizer "
+            f"models. Received: optimizer={model.optimizer!r}"
+        )
+
+
+def attach(callback, model):
+    """Attach `callback` to the model's LR controller, installing it first.
+
+    Returns:
+        The `LRControl`; its `scale` variable multiplies the learning rate
+        from the next step on.
+    """
+    _check_model(callback, model)
+    control = getattr(model.optimizer, _ATTR, None)
+    if control is None:
+        control = LRControl(model)
+        control.install()
+    if callback not in control.users:
+        control.users.append(callback)
+    return control
+
+
+def detach(callback, model):
+    """Detach `callback`; the last one restores the optimizer."""
+    control = get(model)
+    if control is None or callback not in control.users:
+        return
+    control.users.remove(callback)
+    if not control.users:
+        control.uninstall()
+
+
+def get(model):
+    """The controller installed on the model's optimizer, or `None`."""
+    optimizer = getattr(model, "optimizer", None)
+    return getattr(optimizer, _ATTR, None) if optimizer is not None else None
+
+
+def current_learning_rate(optimizer, step=None):
+    """The learning rate `optimizer` uses at `step` (default: next step)."""
+    lr = optimizer._learning_rate
+    if step is None:
+        step = optimizer.iterations
+    if isinstance(lr, LearningRateSchedule):
+        return float(ops.convert_to_numpy(lr(step)))
+    return float(ops.convert_to_numpy(_original_value(lr, step)))
+
+
+def current_momentum(optimizer):
+    """`(name, value)` of the optimizer's momentum hyperparameter at the
+    next step, or `None` when it has none."""
+    for attribute in MOMENTUM_ATTRIBUTES:
+        value = getattr(optimizer, attribute, None)
+        if isinstance(value, ScheduledHyperparameter):
+            return attribute, float(ops.convert_to_numpy(value._tensor()))
+        if isinstance(value, float):
+            return attribute, value
+    return None

@@ -1,0 +1,306 @@
+"""Learning-rate range test (LR finder)."""
+
+import math
+
+import keras
+import numpy as np
+
+from callbacks import _lr_control
+from callbacks._validation import check_choice, check_number
+
+SUGGESTION_METHODS = ("valley", "steepest", "minimum")
+
+
+class LRFinderResult:
+    """What an LR range test measured.
+
+    Attributes:
+        lrs: Learning rate used at each step (NumPy array).
+        losses: Bias-corrected exponentially smoothed training loss.
+        raw_losses: Training loss of each batch.
+        diverged: Whether the sweep stopped early because the loss blew up.
+    """
+
+    def __init__(self, lrs, losses, raw_losses, diverged):
+        self.lrs = np.asarray(lrs, dtype="float64")
+        self.losses = np.asarray(losses, dtype="float64")
+        self.raw_losses = np.asarray(raw_losses, dtype="float64")
+        self.diverged = bool(diverged)
+
+    def __repr__(self):
+        return (f"LRFinderResult(steps={len(self.lrs)}, "
+                f"diverged={self.diverged}, "
+                f"suggestion={self.suggestion():.3g})")
+
+    def _usable(self):
+        finite = np.isfinite(self.losses)
+        if finite.sum() < 3:
+            raise ValueError(
+                "The LR range test recorded fewer than 3 finite losses; "
+                "lower `start_learning_rate` or raise `num_steps`."
+            )
+        last = int(np.flatnonzero(finite)[-1]) + 1
+        return self.lrs[:last], self.losses[:last]
+
+    def suggestion(self, method="valley"):
+        """Suggest a learning rate from the curve.
+
+        Args:
+            method: One of:
+                - `"valley"`: the middle, in steps, of the longest
+                  descending stretch of the smoothed loss (robust default);
+                - `"steepest"`: where the smoothed loss falls fastest
+                  against log(lr);
+                - `"minimum"`: one tenth of the LR at the lowest smoothed
+                  loss (the classic rule of thumb).
+                Defaults to `"valley"`.
+
+        Returns:
+            The suggested learning rate (float).
+
+        Raises:
+            ValueError: If `method` is unknown or too few finite losses
+                were recorded.
+        """
+        check_choice("method", method, SUGGESTION_METHODS)
+        lrs, losses = self._usable()
+        if method == "minimum":
+            return float(lrs[int(np.argmin(losses))] / 10.0)
+        if method == "steepest":
+            slope = np.gradient(losses, np.log(lrs))
+            return float(lrs[int(np.argmin(slope))])
+        start, end = _longest_descent(losses)
+        return float(lrs[start + (end - start) // 2])
+
+    def plot(self, ax=None, method="valley"):
+        """Plot smoothed loss against learning rate (log scale).
+
+        Args:
+            ax: A matplotlib `Axes`; a new figure when `None`.
+                Defaults to `None`.
+            method: Suggestion to mark on the curve. Defaults to
+                `"valley"`.
+
+        Returns:
+            The matplotlib `Axes`.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.lrs, self.losses, label="smoothed loss")
+        lr = self.suggestion(method)
+        ax.axvline(lr, color="tab:red", linestyle="--",
+                   label=f"{method}: {lr:.2e}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        ax.set_title("LR range test")
+        ax.legend()
+        return ax
+
+
+def _longest_descent(losses):
+    """(start, end) indices of the longest strictly descending subsequence
+    of `losses` (O(n^2) dynamic programming, n is a few hundred)."""
+    n = len(losses)
+    length = np.ones(n, dtype=int)
+    first = np.arange(n)
+    for i in range(1, n):
+        for j in range(i):
+            if losses[j] > losses[i] and length[j] + 1 > length[i]:
+                length[i] = length[j] + 1
+                first[i] = first[j]
+    end = int(np.argmax(length))
+    return int(first[end]), end
+
+
+class LRFinder:
+    """Learning-rate range test (Smith, 2017).
+
+    Trains the model for up to `num_steps` batches while the learning rate
+    grows exponentially from `start_learning_rate` to `end_learning_rate`
+    (in-graph, through the same mechanism as `ScheduleLR`), records the
+    loss of each batch, smooths it (bias-corrected exponential moving
+    average), and stops early once the smoothed loss exceeds
+    `divergence_threshold` times its minimum or becomes non-finite.
+    Afterwards the model's weights, the optimizer's state (slots, step
+    count, learning rate) and its metrics are exactly as before.
+
+    Args:
+        start_learning_rate: First learning rate. Defaults to `1e-7`.
+        end_learning_rate: Last learning rate. Defaults to `10.0`.
+        num_steps: Number of batches in the sweep. Defaults to `100`.
+        smoothing: EMA factor of the loss, in [0, 1). Defaults to `0.98`.
+        divergence_threshold: Stop when the smoothed loss exceeds this
+            multiple of the best one. Defaults to `4.0`.
+        verbose: Whether to show a progress bar. Defaults to `1`.
+
+    Raises:
+        ValueError: If an argument is out of range.
+
+    Example:
+
+    ```python
+    result = callbacks.LRFinder(num_steps=100).find(model, x, y)
+    lr = result.suggestion()
+    result.plot()
+    ```
+
+    References:
+        - Smith, 2017. Cyclical Learning Rates for Training Neural
+          Networks (section 3.3). https://arxiv.org/abs/1506.01186
+    """
+
+    def __init__(self, start_learning_rate=1e-7, end_learning_rate=10.0,
+                 num_steps=100, smoothing=0.98, divergence_threshold=4.0,
+                 verbose=1):
+        self.start_learning_rate = check_number(
+            "start_learning_rate", start_learning_rate, low=0.0,
+            low_inclusive=False)
+        self.end_learning_rate = check_number(
+            "end_learning_rate", end_learning_rate, low=0.0,
+            low_inclusive=False)
+        if self.end_learning_rate <= self.start_learning_rate:
+            raise ValueError(
+                "Argument `end_learning_rate` must be > "
+                f"`start_learning_rate` ({self.start_learning_rate}). "
+                f"Received: end_learning_rate={end_learning_rate}"
+            )
+        self.num_steps = check_number("num_steps", num_steps, low=3,
+                                      integer=True)
+        self.smoothing = check_number("smoothing", smoothing, low=0.0,
+                                      high=1.0, high_inclusive=False)
+        self.divergence_threshold = check_number(
+            "divergence_threshold", divergence_threshold, low=1.0,
+            low_inclusive=False)
+        self.verbose = verbose
+
+    def learning_rate_at(self, step):
+        """The learning rate of sweep step `step`."""
+        ratio = self.end_learning_rate / self.start_learning_rate
+        return self.start_learning_rate * ratio ** (
+            step / (self.num_steps - 1))
+
+    def find(self, model, x, y=None, batch_size=32):
+        """Run the range test on `model`.
+
+        Args:
+            model: A compiled Keras model.
+            x: Inputs (NumPy array or dict of arrays), or a
+                `tf.data.Dataset` / iterable yielding `(x, y)` batches.
+            y: Targets when `x` is an array. Defaults to `None`.
+            batch_size: Batch size when `x` is an array. Defaults to `32`.
+
+        Returns:
+            An `LRFinderResult`.
+
+        Raises:
+            ValueError: If the model is not compiled or the data is empty.
+        """
+        batches = _batches(x, y, batch_size)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError("Argument `x` must contain at least one batch. "
+                             "Received an empty dataset.")
+        _lr_control._check_model(self, model)
+        if not model.built:
+            model(first[0])
+        optimizer = model.optimizer
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        weights = model.get_weights()
+        state = [np.array(v.numpy()) for v in optimizer.variables]
+
+        ratio = self.end_learning_rate / self.start_learning_rate
+        sweep = keras.optimizers.schedules.ExponentialDecay(
+            self.start_learning_rate, decay_steps=self.num_steps - 1,
+            decay_rate=ratio)
+        control = _lr_control.attach(self, model)
+        control.set_schedule(self, sweep)
+        control.set_offset_to_current_step()
+        lrs, losses, raw = [], [], []
+        avg, best, diverged = 0.0, math.inf, False
+        progbar = keras.utils.Progbar(self.num_steps) if self.verbose else None
+        try:
+            batch = first
+            for step in range(self.num_steps):
+                if batch is None:
+                    batches = _batches(x, y, batch_size)
+                    batch = next(batches)
+                logs = model.train_on_batch(batch[0], batch[1],
+                                            return_dict=True)
+                loss = float(logs["loss"])
+                avg = self.smoothing * avg + (1 - self.smoothing) * loss
+                smoothed = avg / (1 - self.smoothing ** (step + 1))
+                lrs.append(self.learning_rate_at(step))
+                raw.append(loss)
+                losses.append(smoothed)
+                if progbar is not None:
+                    progbar.update(step + 1, [("loss", loss),
+                                              ("lr", lrs[-1])])
+                if not math.isfinite(smoothed) or (
+                        step > 0
+                        and smoothed > self.divergence_threshold * best):
+                    diverged = True
+                    break
+                best = min(best, smoothed)
+                batch = next(batches, None)
+        finally:
+            _lr_control.detach(self, model)
+            model.set_weights(weights)
+            for variable, value in zip(optimizer.variables, state,
+                                       strict=True):
+                variable.assign(value)
+            model.reset_metrics()
+        if progbar is not None and diverged:
+            print(f"\nLR range test stopped at lr={lrs[-1]:.3g}: the loss "
+                  "diverged.")
+        return LRFinderResult(lrs, losses, raw, diverged)
+
+
+def _batches(x, y, batch_size):
+    """A fresh iterator of `(x, y)` batches over the data."""
+    if isinstance(x, np.ndarray):
+        check_number("batch_size", batch_size, low=1, integer=True)
+        n = len(x)
+        if y is not None and len(y) != n:
+            raise ValueError(
+                "Arguments `x` and `y` must have the same length. Received: "
+                f"len(x)={n}, len(y)={len(y)}"
+            )
+        order = np.random.permutation(n)
+        return ((x[idx], None if y is None else y[idx])
+                for idx in (order[i:i + batch_size]
+                            for i in range(0, n, batch_size)))
+    if y is not None:
+        raise ValueError(
+            "Argument `y` must be None when `x` is a dataset of (x, y) "
+            f"batches. Received: y of type {type(y).__name__}"
+        )
+    return (tuple(batch)[:2] for batch in x)
+
+
+def find_learning_rate(model, x, y=None, batch_size=32,
+                       start_learning_rate=1e-7, end_learning_rate=10.0,
+                       num_steps=100, smoothing=0.98,
+                       divergence_threshold=4.0, verbose=1):
+    """Run an LR range test; the model is left exactly as it was.
+
+    Shortcut for `LRFinder(...).find(model, x, y, batch_size)`; see
+    `LRFinder` for the procedure and the arguments.
+
+    Returns:
+        An `LRFinderResult` with `.lrs`, `.losses`, `.suggestion()` and
+        `.plot()`.
+
+    Example:
+
+    ```python
+    result = callbacks.find_learning_rate(model, x_train, y_train)
+    model.optimizer.learning_rate = result.suggestion()
+    ```
+    """
+    finder = LRFinder(start_learning_rate, end_learning_rate, num_steps,
+                      smoothing, divergence_threshold, verbose)
+    return finder.find(model, x, y, batch_size)

@@ -1,0 +1,198 @@
+"""Schedule callbacks in real `model.fit` on MNIST-5k: the learning rate
+(and momentum) Keras actually hands to the optimizer at each step."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import callbacks
+from tests.callbacks._recording import RecordingAdam, RecordingSGD
+from tests.helpers import mlp
+
+BATCH = 100  # 4000 / 100 = 40 steps per epoch
+
+
+@pytest.fixture(scope="module")
+def data(mnist_5k):
+    (x, y), _ = mnist_5k
+    return x[:2000], y[:2000]  # 20 steps per epoch
+
+
+def compiled(optimizer, spe=1):
+    model = mlp(units=32)
+    model.compile(optimizer, "sparse_categorical_crossentropy",
+                  steps_per_execution=spe)
+    return model
+
+
+def logged(optimizer, n, start=0):
+    return np.asarray(optimizer.lr_log.numpy()[start:start + n], "float64")
+
+
+def clr(t, lo=1e-3, hi=1e-2, size=7):
+    cycle = math.floor(1 + t / (2 * size))
+    x = abs(t / size - 2 * cycle + 1)
+    return lo + (hi - lo) * max(0.0, 1 - x)
+
+
+@pytest.mark.parametrize("spe", [1, 4])
+def test_cyclical_lr_is_exact_per_step(data, spe):
+    x, y = data
+    opt = RecordingSGD(0.5)
+    model = compiled(opt, spe)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0,
+              callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
+    np.testing.assert_allclose(logged(opt, 40), [clr(t) for t in range(40)],
+                               rtol=1e-5)
+    # The compiled float learning rate comes back after fit.
+    assert float(opt.learning_rate) == pytest.approx(0.5)
+    assert isinstance(opt.learning_rate, keras.Variable)
+
+
+def test_second_fit_uses_new_schedule_then_plain_lr(data):
+    x, y = data
+    opt = RecordingSGD(0.05)
+    model = compiled(opt, spe=4)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
+    # Second fit: a different schedule callback, counted from its own start.
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[callbacks.WarmupCosine(0.02, total_steps=20,
+                                                 warmup_steps=5)])
+    expected = [0.02 * t / 5 if t < 5 else
+                0.01 * (1 + math.cos(math.pi * (t - 5) / 15))
+                for t in range(20)]
+    np.testing.assert_allclose(logged(opt, 20, start=20), expected,
+                               rtol=1e-5, atol=1e-9)
+    # Third fit without callbacks: the plain float LR, no stale schedule.
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    np.testing.assert_allclose(logged(opt, 20, start=40), 0.05, rtol=1e-6)
+
+
+def test_initial_epoch_resumes_at_the_right_step(data):
+    x, y = data
+    opt = RecordingSGD(0.05)
+    model = compiled(opt)
+    model.fit(x, y, batch_size=BATCH, epochs=3, initial_epoch=2, verbose=0,
+              callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
+    # Epoch 2 of 20-step epochs: the schedule starts at step 40.
+    np.testing.assert_allclose(logged(opt, 20),
+                               [clr(t) for t in range(40, 60)], rtol=1e-5)
+
+
+def test_restart_false_continues_the_global_step(data):
+    x, y = data
+    opt = RecordingSGD(0.05)
+    model = compiled(opt)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[
+        callbacks.CyclicalLR(1e-3, 1e-2, step_size=7, restart=False)])
+    np.testing.assert_allclose(logged(opt, 20, start=20),
+                               [clr(t) for t in range(20, 40)], rtol=1e-5)
+
+
+def torch_cos(start, end, frac):
+    return end + (start - end) / 2 * (math.cos(math.pi * frac) + 1)
+
+
+@pytest.mark.parametrize("spe", [1, 4])
+def test_one_cycle_cycles_adam_beta_1_inversely(data, spe):
+    x, y = data
+    opt = RecordingAdam(1e-3)
+    model = compiled(opt, spe)
+    total = 40
+    history = model.fit(
+        x, y, batch_size=BATCH, epochs=2, verbose=0,
+        callbacks=[callbacks.OneCycleLR(1e-2, total_steps=total),
+                   callbacks.LearningRateMonitor()])
+    up = 0.25 * total - 1
+    lr_expected, mom_expected = [], []
+    for t in range(total):
+        if t <= up:
+            lr_expected.append(torch_cos(1e-2 / 25, 1e-2, t / up))
+            mom_expected.append(torch_cos(0.95, 0.85, t / up))
+        else:
+            frac = (t - up) / (total - 1 - up)
+            lr_expected.append(torch_cos(1e-2, 1e-2 / 25 / 1e4, frac))
+            mom_expected.append(torch_cos(0.85, 0.95, frac))
+    np.testing.assert_allclose(logged(opt, total), lr_expected, rtol=1e-4)
+    np.testing.assert_allclose(opt.momentum_log.numpy()[:total],
+                               mom_expected, rtol=1e-5)
+    # Monitor: LR of the last step of each epoch, into History.
+    np.testing.assert_allclose(history.history["learning_rate"],
+                               [lr_expected[19], lr_expected[39]], rtol=1e-4)
+    assert "beta_1" in history.history
+    # beta_1 is a plain float again after fit.
+    assert type(opt.beta_1) is float and opt.beta_1 == 0.9
+
+
+def test_one_cycle_sgd_momentum_update_matches_numpy():
+    # One weight, constant gradient 1: the SGD-momentum recursion with the
+    # per-step LR and momentum of the cycle, written out in NumPy.
+    model = keras.Sequential([keras.Input((1,)),
+                              keras.layers.Dense(1, use_bias=False,
+                                                 kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss=lambda y_true, y_pred: keras.ops.mean(y_pred),
+                  steps_per_execution=3)
+    x = np.ones((12, 1), "float32")
+    cb = callbacks.OneCycleLR(0.1, total_steps=12, pct_start=0.5)
+    model.fit(x, x, batch_size=1, epochs=1, verbose=0, shuffle=False,
+              callbacks=[cb])
+    w, velocity = 0.0, 0.0
+    up = 0.5 * 12 - 1
+    for t in range(12):
+        frac = t / up if t <= up else (t - up) / (11 - up)
+        if t <= up:
+            lr, m = torch_cos(0.004, 0.1, frac), torch_cos(0.95, 0.85, frac)
+        else:
+            lr = torch_cos(0.1, 0.004 / 1e4, frac)
+            m = torch_cos(0.85, 0.95, frac)
+        # Keras SGD: v = m * v - lr * g ; w = w + v
+        velocity = m * velocity - lr * 1.0
+        w += velocity
+    assert float(model.get_weights()[0][0, 0]) == pytest.approx(w, rel=1e-5)
+
+
+def test_schedule_lr_accepts_keras_schedule_and_saves_mid_fit(data,
+                                                              tmp_path):
+    x, y = data
+    opt = keras.optimizers.Adam(1e-3)
+    model = compiled(opt, spe=4)
+    path = str(tmp_path / "ckpt.keras")
+    sched = keras.optimizers.schedules.CosineDecay(2e-3, 40)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[
+        callbacks.ScheduleLR(sched),
+        keras.callbacks.ModelCheckpoint(path)])
+    # The checkpoint written mid-fit holds the optimizer as compiled.
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert len(loaded.optimizer.variables) == len(opt.variables)
+    np.testing.assert_allclose(loaded.predict(x[:50], verbose=0),
+                               model.predict(x[:50], verbose=0), atol=1e-6)
+
+
+def test_two_schedule_callbacks_in_one_fit_is_an_error(data):
+    x, y = data
+    model = compiled(keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="Only one learning-rate schedule"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[
+            callbacks.CyclicalLR(1e-3, 1e-2, 5),
+            callbacks.WarmupCosine(1e-2, 100)])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="`step_size`.*Received"):
+        callbacks.CyclicalLR(1e-3, 1e-2, step_size=0)
+    with pytest.raises(ValueError, match="`maximal_learning_rate`"):
+        callbacks.CyclicalLR(1e-2, 1e-3, step_size=3)
+    with pytest.raises(ValueError, match="`warmup_steps`.*Received"):
+        callbacks.WarmupCosine(1e-3, total_steps=10, warmup_steps=20)
+    with pytest.raises(ValueError, match="`base_momentum`.*Received"):
+        callbacks.OneCycleLR(1e-2, 100, base_momentum=0.99)
+    with pytest.raises(TypeError, match="`schedule`.*Received"):
+        callbacks.ScheduleLR(0.1)
+    with pytest.raises(ValueError, match="`peak_learning_rate`"):
+        callbacks.WarmupCosine(-1.0, total_steps=10)
