@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from callbacks import ScheduleLR
 from callbacks.checkpointing import (
     Checkpointing,
     checkpoint_status,
@@ -69,24 +70,34 @@ def _fit(model, data, callbacks, epochs=3):
 
 
 @pytest.mark.parametrize(
-    "steps_per_execution, crash_step, last_save",
+    "steps_per_execution, crash_step, last_save, scheduled",
     # 10 batches per epoch. With 4 steps per execution, executions begin at
     # global steps 0, 4, 8, 10, 14, 18: saves (>= 4 steps apart) land at
-    # 4, 8, 14, 18.
-    [(1, 17, 16), (4, 18, 14)],
+    # 4, 8, 14, 18. The scheduled case puts an in-graph LR schedule after
+    # the checkpointing callback (it resets its step offset at the resumed
+    # epoch's start, which the restore must override).
+    [(1, 17, 16, True), (4, 18, 14, False)],
 )
 def test_resume_after_crash_takes_exactly_the_uninterrupted_steps(
-    tmp_path, digits_8x8, steps_per_execution, crash_step, last_save
+    tmp_path, digits_8x8, steps_per_execution, crash_step, last_save,
+    scheduled
 ):
+    def extra():
+        if not scheduled:
+            return []
+        cosine = keras.optimizers.schedules.CosineDecay(1e-2, 20)
+        return [ScheduleLR(cosine)]
+
     reference = _model(steps_per_execution)
-    _fit(reference, digits_8x8, [], epochs=2)
+    _fit(reference, digits_8x8, extra(), epochs=2)
     assert int(reference.optimizer.iterations.numpy()) == 20
 
     directory = tmp_path / "run"
     crashed = _model(steps_per_execution)
     with pytest.raises(KeyboardInterrupt):
         _fit(crashed, digits_8x8,
-             [Checkpointing(directory, save_freq=4), CrashAt(crash_step)],
+             [Checkpointing(directory, save_freq=4), *extra(),
+              CrashAt(crash_step)],
              epochs=2)
     saved = latest_checkpoint(directory)[0]
     assert saved["step"] == last_save
@@ -98,7 +109,8 @@ def test_resume_after_crash_takes_exactly_the_uninterrupted_steps(
     resumed = _model(steps_per_execution)
     counter = CountSteps()
     history = _fit(resumed, digits_8x8,
-                   [Checkpointing(directory, save_freq=4), counter],
+                   [Checkpointing(directory, save_freq=4), *extra(),
+                    counter],
                    epochs=2)
     assert int(resumed.optimizer.iterations.numpy()) == 20
     assert counter.computed == 20 - saved["step"]
