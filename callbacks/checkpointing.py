@@ -257,9 +257,14 @@ class Checkpointing(keras.callbacks.Callback):
     def _save(self, epoch, step_in_epoch, finished=False):
         step = int(self.model.optimizer.iterations.numpy())
         self._last_save_step = step
+        values = _state.read(self.model)
+        # Every worker reads: under multi-worker training, reading a metric
+        # (a sync-on-read variable) is a collective all workers must join.
+        values["metrics"] = [
+            np.array(v.numpy()) for v in self.model.metrics_variables
+        ]
         if not is_chief():
             return
-        values = _state.read(self.model)
         bad = _state.non_finite(self.model, values)
         if bad:
             warnings.warn(
@@ -267,9 +272,6 @@ class Checkpointing(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return
-        values["metrics"] = [
-            np.array(v.numpy()) for v in self.model.metrics_variables
-        ]
         meta = {
             "format": FORMAT_VERSION,
             "epoch": int(epoch),
