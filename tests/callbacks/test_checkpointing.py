@@ -122,6 +122,28 @@ def test_resume_after_crash_takes_exactly_the_uninterrupted_steps(
     assert checkpoint_status(directory) == "finished"
 
 
+def test_same_seed_gives_identical_weights_twice_on_cpu(mnist_5k):
+    (x, y), _ = mnist_5k
+
+    def train():
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(10),
+        ])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+        model.fit(x[:512], y[:512], batch_size=32, epochs=2, verbose=0)
+        return model.get_weights()
+
+    first, second = train(), train()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_keras_backup_and_restore_replays_batches(tmp_path, digits_8x8):
     """The problem this callback solves, measured on Keras's own callback."""
     directory = str(tmp_path / "backup")
