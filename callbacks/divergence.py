@@ -179,20 +179,25 @@ class DivergenceGuard(keras.callbacks.Callback):
         _state.ensure_optimizer_built(self.model)
         self.rollbacks = []
         self._history = collections.deque(maxlen=self.window)
-        step = int(self.model.optimizer.iterations.numpy())
         self._snapshot = None
-        self._checked_step = step
-        if not self._take_snapshot(step):
-            raise ValueError(
-                "DivergenceGuard: the model's state is already non-finite "
-                "at the start of training."
-            )
         self._tracker = self._loss_tracker()
         self._seen = (0.0, 0.0)
 
     def on_epoch_begin(self, epoch, logs=None):
         # `fit` resets the metrics before each epoch.
         self._seen = (0.0, 0.0)
+        if self._snapshot is not None:
+            return
+        # The first snapshot is taken here rather than at train begin, so
+        # that a Checkpointing callback listed after the guard has already
+        # restored the resumed state.
+        step = int(self.model.optimizer.iterations.numpy())
+        self._checked_step = step
+        if not self._take_snapshot(step):
+            raise ValueError(
+                "DivergenceGuard: the model's state is already non-finite "
+                "at the start of training."
+            )
 
     def on_train_batch_end(self, batch, logs=None):
         if self._tracker is not None:

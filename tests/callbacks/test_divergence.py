@@ -209,3 +209,23 @@ def test_spike_factor_none_checks_only_finiteness():
 def test_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=f"{name}="):
         DivergenceGuard(**kwargs)
+
+
+def test_first_snapshot_is_the_resumed_state(digits_8x8, tmp_path):
+    (x, y), _ = digits_8x8
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 7:
+                raise KeyboardInterrupt
+
+    model = _compiled(input_shape=(8, 8, 1))
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+                  callbacks=[Checkpointing(tmp_path, save_freq=3), Crash()])
+    # The guard comes first in the list, Checkpointing restores after it.
+    guard = DivergenceGuard(verbose=0)
+    resumed = _compiled(input_shape=(8, 8, 1))
+    resumed.fit(x, y, batch_size=32, epochs=1, verbose=0,
+                callbacks=[guard, Checkpointing(tmp_path, save_freq=3)])
+    assert guard._snapshot_step == 6
