@@ -18,6 +18,7 @@ from callbacks.lr_schedule import (
 )
 from callbacks.plateau import ReduceLROnPlateau
 from callbacks.plotting import plot_history, plot_schedule, schedule_values
+from callbacks.pruning import Pruning
 from callbacks.schedules import (
     ConstantSchedule,
     CosineSchedule,
@@ -46,6 +47,7 @@ __all__ = [
     "LinearSchedule",
     "OneCycleLR",
     "OneCycleSchedule",
+    "Pruning",
     "ReduceLROnPlateau",
     "ScheduleLR",
     "StepDecay",

@@ -47,8 +47,9 @@ class LRFinderResult:
 
         Args:
             method: One of:
-                - `"valley"`: the middle, in steps, of the longest
-                  descending stretch of the smoothed loss (robust default);
+                - `"valley"`: the middle, in steps (so the geometric mean
+                  in LR), of the descent: from where the smoothed loss
+                  has covered 10% of its drop to its minimum;
                 - `"steepest"`: where the smoothed loss falls fastest
                   against log(lr);
                 - `"minimum"`: one tenth of the LR at the lowest smoothed
@@ -69,7 +70,7 @@ class LRFinderResult:
         if method == "steepest":
             slope = np.gradient(losses, np.log(lrs))
             return float(lrs[int(np.argmin(slope))])
-        start, end = _longest_descent(losses)
+        start, end = _valley(losses)
         return float(lrs[start + (end - start) // 2])
 
     def plot(self, ax=None, method="valley"):
@@ -100,19 +101,14 @@ class LRFinderResult:
         return ax
 
 
-def _longest_descent(losses):
-    """(start, end) indices of the longest strictly descending subsequence
-    of `losses` (O(n^2) dynamic programming, n is a few hundred)."""
-    n = len(losses)
-    length = np.ones(n, dtype=int)
-    first = np.arange(n)
-    for i in range(1, n):
-        for j in range(i):
-            if losses[j] > losses[i] and length[j] + 1 > length[i]:
-                length[i] = length[j] + 1
-                first[i] = first[j]
-    end = int(np.argmax(length))
-    return int(first[end]), end
+def _valley(losses):
+    """(start, end) of the descent: from the first step where the smoothed
+    loss has covered 10% of its total drop to the step of its minimum."""
+    end = int(np.argmin(losses))
+    drop = losses[0] - losses[end]
+    below = np.flatnonzero(losses[:end + 1] <= losses[0] - 0.1 * drop)
+    start = int(below[0]) if len(below) else end
+    return start, end
 
 
 class LRFinder:

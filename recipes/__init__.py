@@ -1,9 +1,39 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
-from recipes import datasets, distribute, loading
+from recipes import (
+    datasets,
+    distribute,
+    initializers,
+    layers,
+    loading,
+    regularization,
+)
+from recipes.compress import (
+    distill,
+    export_tflite,
+    prune,
+    quantize,
+    sparsity_report,
+    strip_pruning,
+)
 from recipes.distribute import get_strategy
 from recipes.loading import load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "distribute", "get_strategy", "load_model", "loading"]
+__all__ = [
+    "datasets",
+    "distill",
+    "distribute",
+    "export_tflite",
+    "get_strategy",
+    "initializers",
+    "layers",
+    "load_model",
+    "loading",
+    "prune",
+    "quantize",
+    "regularization",
+    "sparsity_report",
+    "strip_pruning",
+]

@@ -45,7 +45,7 @@ def small_cnn(num_classes=10, input_shape=(28, 28, 1)):
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
             keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(num_classes),
+            keras.layers.Dense(num_classes, activation="softmax"),
         ]
     )
 
@@ -57,6 +57,6 @@ def mlp(num_classes=10, input_shape=(28, 28, 1), units=64):
             keras.Input(input_shape),
             keras.layers.Flatten(),
             keras.layers.Dense(units, activation="relu"),
-            keras.layers.Dense(num_classes),
+            keras.layers.Dense(num_classes, activation="softmax"),
         ]
     )

@@ -1,0 +1,39 @@
+"""plot_schedule / schedule_values / plot_history."""
+
+import keras
+import matplotlib
+import numpy as np
+import pytest
+
+import callbacks
+
+matplotlib.use("Agg")
+
+
+def test_schedule_values_match_direct_evaluation():
+    s = keras.optimizers.schedules.PiecewiseConstantDecay([3, 6],
+                                                          [1.0, 0.5, 0.1])
+    np.testing.assert_allclose(callbacks.schedule_values(s, 8),
+                               [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.1], rtol=1e-6)
+
+
+def test_plot_schedule_and_history_draw(tmp_path):
+    ax = callbacks.plot_schedule(callbacks.OneCycleSchedule(0.1, 100), 50,
+                                 log_scale=True)
+    line = ax.get_lines()[0]
+    assert len(line.get_xdata()) == 50
+    assert max(line.get_ydata()) == pytest.approx(0.1, rel=1e-5)
+    ax.figure.savefig(tmp_path / "s.png")
+    axes = callbacks.plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7],
+                                   "accuracy": [0.5, 0.8]})
+    assert [a.get_title() for a in axes] == ["loss", "accuracy"]
+    assert len(axes[0].get_lines()) == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="`steps`.*Received"):
+        callbacks.plot_schedule(callbacks.ConstantSchedule(0.1), 0)
+    with pytest.raises(ValueError, match="`history`"):
+        callbacks.plot_history({})
+    with pytest.raises(ValueError, match="`metrics`"):
+        callbacks.plot_history({"loss": [1.0]}, metrics=["accuracy"])
