@@ -5,6 +5,8 @@ callback here adds to an existing `model.fit(callbacks=[...])`.
 """
 
 from callbacks import schedules
+from callbacks.checkpointing import Checkpointing, checkpoint_status
+from callbacks.divergence import DivergenceError, DivergenceGuard
 from callbacks.early_stopping import EarlyStopping
 from callbacks.lr_finder import LRFinder, LRFinderResult, find_learning_rate
 from callbacks.lr_schedule import (
@@ -31,10 +33,13 @@ from callbacks.schedules import (
 from callbacks.swa import SWA
 
 __all__ = [
+    "Checkpointing",
     "ConstantSchedule",
     "CosineSchedule",
     "CyclicalLR",
     "CyclicalLearningRate",
+    "DivergenceError",
+    "DivergenceGuard",
     "EarlyStopping",
     "JoinSchedules",
     "LRFinder",
@@ -51,6 +56,7 @@ __all__ = [
     "Warmup",
     "WarmupCosine",
     "WarmupCosineDecay",
+    "checkpoint_status",
     "find_learning_rate",
     "plot_history",
     "plot_schedule",

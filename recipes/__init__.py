@@ -2,8 +2,10 @@
 
 from recipes import (
     datasets,
+    distribute,
     initializers,
     layers,
+    loading,
     optimizers,
     regularization,
 )
@@ -15,15 +17,21 @@ from recipes.compress import (
     sparsity_report,
     strip_pruning,
 )
+from recipes.distribute import get_strategy
+from recipes.loading import load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "datasets",
     "distill",
+    "distribute",
     "export_tflite",
+    "get_strategy",
     "initializers",
     "layers",
+    "load_model",
+    "loading",
     "optimizers",
     "prune",
     "quantize",
