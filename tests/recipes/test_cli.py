@@ -40,7 +40,7 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     np.savez(tmp_path / "val.npz", x=xv, y=yv)
     code = main(["fit-image-classifier", str(tmp_path / "train.npz"),
                  "--validation-data", str(tmp_path / "val.npz"),
-                 "--epochs", "3", "--seed", "0", "--verbose", "0",
+                 "--epochs", "4", "--seed", "0", "--verbose", "0",
                  "--output-dir", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0
