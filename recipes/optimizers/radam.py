@@ -76,7 +76,6 @@ class RAdam(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = as_dense(gradient, dtype)
-        t = ops.cast(self.iterations + 1, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         b1, b2 = self.beta_1, self.beta_2
@@ -85,22 +84,29 @@ class RAdam(keras.optimizers.Optimizer):
         self.assign_add(
             v, ops.multiply(ops.subtract(ops.square(g), v), 1 - b2)
         )
-        b1_t = ops.power(ops.cast(b1, dtype), t)
-        b2_t = ops.power(ops.cast(b2, dtype), t)
-        m_hat = ops.divide(m, 1 - b1_t)
-
+        # The step's scalars in float64: rho_t subtracts two numbers close to
+        # rho_inf (~2000), which loses ~4 digits in float32.
+        t = ops.cast(self.iterations + 1, "float64")
+        b1_t = ops.power(ops.convert_to_tensor(b1, "float64"), t)
+        b2_t = ops.power(ops.convert_to_tensor(b2, "float64"), t)
         rho_inf = 2.0 / (1.0 - b2) - 1.0
         rho_t = rho_inf - 2.0 * t * b2_t / (1.0 - b2_t)
-        # Clamped so the unused branch of `where` stays finite.
-        r_sq = ops.divide(
-            ops.maximum(rho_t - 4.0, 0.0) * (rho_t - 2.0) * rho_inf,
-            (rho_inf - 4.0) * (rho_inf - 2.0) * rho_t,
+        # Clamped so the unused branch stays finite.
+        r_t = ops.sqrt(
+            ops.maximum(rho_t - 4.0, 0.0) * (rho_t - 2.0) * rho_inf
+            / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
         )
-        adaptive = ops.sqrt(r_sq) * m_hat * ops.divide(
-            ops.sqrt(1.0 - b2_t), ops.add(ops.sqrt(v), self.epsilon)
+        adaptive = rho_t > self.sma_threshold
+        m_scale = ops.cast(1.0 / (1.0 - b1_t), dtype)
+        r_scale = ops.cast(
+            ops.where(adaptive, r_t * ops.sqrt(1.0 - b2_t), 1.0), dtype
         )
-        step = ops.where(rho_t > self.sma_threshold, adaptive, m_hat)
-        self.assign_sub(variable, ops.multiply(lr, step))
+        denominator = ops.where(
+            adaptive, ops.add(ops.sqrt(v), self.epsilon), ops.ones_like(v)
+        )
+        self.assign_sub(
+            variable, lr * r_scale * m_scale * ops.divide(m, denominator)
+        )
 
     def get_config(self):
         config = super().get_config()

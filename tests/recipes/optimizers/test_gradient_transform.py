@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+
+from recipes.optimizers import GradientTransform
+
+SHAPES = [(3, 4), (4,), (2, 2, 3, 4)]
+
+
+def centralize_reference(g):
+    if g.ndim <= 1:
+        return g
+    flat = g.reshape(-1, g.shape[-1])
+    return (flat - flat.mean(axis=0)).reshape(g.shape)
+
+
+def agc_reference(g, w, clip, eps):
+    """Brock et al. 2021: unit-wise ratio ||G_i|| / max(||W_i||, eps)."""
+    if w.ndim <= 1:
+        w_units, g_units = np.abs(w)[None], np.abs(g)[None]
+        g_flat = g[None]
+    else:
+        w_flat = w.reshape(-1, w.shape[-1])
+        g_flat = g.reshape(-1, g.shape[-1])
+        w_units = np.linalg.norm(w_flat, axis=0, keepdims=True)
+        g_units = np.linalg.norm(g_flat, axis=0, keepdims=True)
+    w_units = np.maximum(w_units, eps)
+    clipped = np.where(
+        g_units / w_units > clip, g_flat * clip * w_units / g_units, g_flat
+    )
+    return clipped.reshape(g.shape)
+
+
+def _one_step(transform, params, grads, lr=0.1):
+    variables = [keras.Variable(p) for p in params]
+    transform.apply([keras.ops.convert_to_tensor(g) for g in grads],
+                    variables)
+    return [v.numpy() for v in variables]
+
+
+def _problem(scale):
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=s).astype("float32") for s in SHAPES]
+    grads = [scale * rng.normal(size=s).astype("float32") for s in SHAPES]
+    return params, grads
+
+
+def test_gradient_centralization():
+    params, grads = _problem(1.0)
+    opt = GradientTransform(keras.optimizers.SGD(0.1),
+                            gradient_centralization=True)
+    result = _one_step(opt, params, grads)
+    for r, w, g in zip(result, params, grads, strict=True):
+        np.testing.assert_allclose(r, w - 0.1 * centralize_reference(g),
+                                   rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [0.01, 0.5, 100.0])
+def test_adaptive_gradient_clipping(clip):
+    params, grads = _problem(3.0)
+    # A zero unit shows why eps exists: it may still move.
+    params[0][:, 0] = 0.0
+    opt = GradientTransform(keras.optimizers.SGD(0.1), agc_clip_factor=clip)
+    result = _one_step(opt, params, grads)
+    for r, w, g in zip(result, params, grads, strict=True):
+        expected = w - 0.1 * agc_reference(g, w, clip, 1e-3)
+        np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_centralize_then_clip_with_momentum_inner():
+    params, grads = _problem(2.0)
+    opt = GradientTransform(keras.optimizers.SGD(0.1, momentum=0.9),
+                            agc_clip_factor=0.1,
+                            gradient_centralization=True)
+    result = _one_step(opt, params, grads)
+    for r, w, g in zip(result, params, grads, strict=True):
+        g = agc_reference(centralize_reference(g), w, 0.1, 1e-3)
+        np.testing.assert_allclose(r, w - 0.1 * g, rtol=1e-6, atol=1e-6)
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="agc_clip_factor=0"):
+        GradientTransform(keras.optimizers.SGD(), agc_clip_factor=0)
+    with pytest.raises(ValueError, match="agc_eps=-1"):
+        GradientTransform(keras.optimizers.SGD(), agc_eps=-1)
