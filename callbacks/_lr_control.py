@@ -106,10 +106,11 @@ class ScheduledHyperparameter(float):
         obj._control = control
         return obj
 
-    def _tensor(self):
+    def _tensor(self, step=None):
         c = self._control
-        step = ops.cast(c.optimizer.iterations, "float32") - ops.cast(
-            c.offset, "float32")
+        if step is None:
+            step = c.optimizer.iterations
+        step = ops.cast(step, "float32") - ops.cast(c.offset, "float32")
         return ops.cast(c.momentum_schedule(step), "float32")
 
     def __tf_tensor__(self, dtype=None, name=None):
@@ -284,13 +285,13 @@ def current_learning_rate(optimizer, step=None):
     return float(ops.convert_to_numpy(_original_value(lr, step)))
 
 
-def current_momentum(optimizer):
-    """`(name, value)` of the optimizer's momentum hyperparameter at the
-    next step, or `None` when it has none."""
+def current_momentum(optimizer, step=None):
+    """`(name, value)` of the optimizer's momentum hyperparameter at `step`
+    (default: next step), or `None` when it has none."""
     for attribute in MOMENTUM_ATTRIBUTES:
         value = getattr(optimizer, attribute, None)
         if isinstance(value, ScheduledHyperparameter):
-            return attribute, float(ops.convert_to_numpy(value._tensor()))
+            return attribute, float(ops.convert_to_numpy(value._tensor(step)))
         if isinstance(value, float):
             return attribute, value
     return None

@@ -123,7 +123,9 @@ def test_one_cycle_cycles_adam_beta_1_inversely(data, spe):
     # Monitor: LR of the last step of each epoch, into History.
     np.testing.assert_allclose(history.history["learning_rate"],
                                [lr_expected[19], lr_expected[39]], rtol=1e-4)
-    assert "beta_1" in history.history
+    np.testing.assert_allclose(history.history["beta_1"],
+                               [mom_expected[19], mom_expected[39]],
+                               rtol=1e-5)
     # beta_1 is a plain float again after fit.
     assert type(opt.beta_1) is float and opt.beta_1 == 0.9
 
