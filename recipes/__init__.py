@@ -1,15 +1,17 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
-from recipes import backbones, data, datasets, distribute
+from recipes import backbones, data, datasets, distribute, tuning
 from recipes.distribute import get_strategy
 from recipes.image_classifier import (
     ImageClassifierResult,
     fit_image_classifier,
 )
+from recipes.tuning import ImageClassifierHyperModel, tune_image_classifier
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ImageClassifierHyperModel",
     "ImageClassifierResult",
     "backbones",
     "data",
@@ -17,4 +19,6 @@ __all__ = [
     "distribute",
     "fit_image_classifier",
     "get_strategy",
+    "tune_image_classifier",
+    "tuning",
 ]
