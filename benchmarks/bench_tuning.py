@@ -44,14 +44,14 @@ def main():
     args = parser.parse_args()
     (x, y), validation = load_mnist_5k()
     with tempfile.TemporaryDirectory() as directory:
-        rows = [
-            run("hyperband", (x, y), validation, directory,
-                max_trials=None, max_epochs=args.max_epochs,
-                factor=args.factor, seed=args.seed),
-            run("random", (x, y), validation, directory,
-                max_trials=args.random_trials, max_epochs=args.max_epochs,
-                seed=args.seed),
-        ]
+        rows = []
+        for tuner, max_trials in (("hyperband", None),
+                                  ("random", args.random_trials)):
+            rows.append(run(tuner, (x, y), validation, directory,
+                            max_trials=max_trials,
+                            max_epochs=args.max_epochs,
+                            factor=args.factor, seed=args.seed))
+            print(rows[-1], flush=True)
     print(f"MNIST-5k, max_epochs={args.max_epochs}, factor={args.factor}, "
           f"random trials={args.random_trials}, seed={args.seed}")
     print("| search | trials | best val accuracy | epochs | wall s |")

@@ -259,6 +259,7 @@ def find_base_learning_rates(hypermodel):
     train = make_pipeline(images.train, num_classes=images.num_classes,
                           batch_size=config["batch_size"], training=True,
                           num_examples=images.num_train,
+                          value_range=images.value_range,
                           image_size=config.get("image_size"))
     found = {}
     for name in names:

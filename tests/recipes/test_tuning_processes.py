@@ -72,7 +72,7 @@ def _stop(processes):
 @pytest.mark.slow
 def test_sigkill_mid_search_then_resume(tmp_path):
     project = os.path.join(tmp_path, "search")
-    process = _start([tmp_path, "random", 3])
+    process = _start([tmp_path, "random", 2])
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -95,17 +95,17 @@ def test_sigkill_mid_search_then_resume(tmp_path):
     assert "1" in _ongoing(project)
 
     resumed = subprocess.run(
-        WORKER + [str(tmp_path), "random", "3"], cwd=ROOT, env=_env(),
+        WORKER + [str(tmp_path), "random", "2"], cwd=ROOT, env=_env(),
         capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     table = _table(resumed.stdout)
-    assert [row["trial_id"] for row in table] == ["0", "1", "2"]
-    assert [row["status"] for row in table] == ["COMPLETED"] * 3
+    assert [row["trial_id"] for row in table] == ["0", "1"]
+    assert [row["status"] for row in table] == ["COMPLETED"] * 2
     # The completed trial was neither lost nor run again.
     assert table[0]["score"] == pytest.approx(completed["score"])
     assert os.stat(os.path.join(project, "trial_0", "trial.json")
                    ).st_mtime_ns == stamp
-    assert sorted(os.listdir(project)).count("trial_3") == 0
+    assert not os.path.exists(os.path.join(project, "trial_2"))
 
 
 def _free_port():
@@ -118,7 +118,7 @@ def _free_port():
 def test_chief_and_two_workers_on_loopback(tmp_path):
     oracle = dict(KERASTUNER_ORACLE_IP="127.0.0.1",
                   KERASTUNER_ORACLE_PORT=str(_free_port()))
-    args = [tmp_path, "random", 4]
+    args = [tmp_path, "random", 3]
     processes = [_start(args, KERASTUNER_TUNER_ID="chief", **oracle)]
     try:
         time.sleep(2)
@@ -130,7 +130,7 @@ def test_chief_and_two_workers_on_loopback(tmp_path):
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
     table = _table(outputs[0])
-    assert sorted(row["trial_id"] for row in table) == ["0", "1", "2", "3"]
+    assert sorted(row["trial_id"] for row in table) == ["0", "1", "2"]
     assert all(row["status"] == "COMPLETED" for row in table)
     # Workers ran the trials; they print no table of their own.
     assert not any(line.startswith("TABLE ") for output in outputs[1:]
@@ -139,4 +139,4 @@ def test_chief_and_two_workers_on_loopback(tmp_path):
                            if k not in ("trial_id", "status", "score",
                                         "epochs_run")}, sort_keys=True)
                for row in table]
-    assert len(set(configs)) == 4
+    assert len(set(configs)) == 3
