@@ -19,8 +19,8 @@ from recipes.tuning import space as space_module
 # Metrics `fit_image_classifier` reports, usable as tuning objectives.
 RECIPE_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 # Keywords the hypermodel owns (searched, or set per trial by the tuner).
-_OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite", "callbacks",
-          "learning_rate", "optimizer", "schedule", "weight_decay",
+_OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite",
+          "callbacks", "learning_rate", "optimizer", "schedule", "weight_decay",
           "dropout", "label_smoothing", "augment", "mixup", "cutmix",
           "fine_tune_layers", "batch_size")
 # Errors that make one configuration fail without stopping the search.
@@ -248,7 +248,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         try:
             result = fit_image_classifier(
                 self.data, callbacks=callbacks,
-                verbose=2 if verbose else 0, **config)
+                verbose=2 if verbose == 2 else 0, **config)
         except _TRIAL_ERRORS as e:
             raise keras_tuner.errors.FailedTrialError(
                 f"Configuration failed: {type(e).__name__}: {e}") from e
