@@ -263,6 +263,7 @@ def test_failed_trials_do_not_stop_the_search(small, tmp_path):
     assert result.best_hp.values["label_smoothing"] == 0.0
 
 
+@pytest.mark.slow
 def test_resume_without_overwrite_reuses_the_project(small, tmp_path):
     train, val = small
     first = tune_image_classifier(
