@@ -5,6 +5,8 @@ callback here adds to an existing `model.fit(callbacks=[...])`.
 """
 
 from callbacks import schedules
+from callbacks.checkpointing import Checkpointing, checkpoint_status
+from callbacks.divergence import DivergenceError, DivergenceGuard
 from callbacks.early_stopping import EarlyStopping
 from callbacks.lr_finder import LRFinder, LRFinderResult, find_learning_rate
 from callbacks.lr_schedule import (
@@ -16,6 +18,7 @@ from callbacks.lr_schedule import (
 )
 from callbacks.plateau import ReduceLROnPlateau
 from callbacks.plotting import plot_history, plot_schedule, schedule_values
+from callbacks.pruning import Pruning
 from callbacks.schedules import (
     ConstantSchedule,
     CosineSchedule,
@@ -27,12 +30,16 @@ from callbacks.schedules import (
     Warmup,
     WarmupCosineDecay,
 )
+from callbacks.swa import SWA
 
 __all__ = [
+    "Checkpointing",
     "ConstantSchedule",
     "CosineSchedule",
     "CyclicalLR",
     "CyclicalLearningRate",
+    "DivergenceError",
+    "DivergenceGuard",
     "EarlyStopping",
     "JoinSchedules",
     "LRFinder",
@@ -41,12 +48,15 @@ __all__ = [
     "LinearSchedule",
     "OneCycleLR",
     "OneCycleSchedule",
+    "Pruning",
     "ReduceLROnPlateau",
+    "SWA",
     "ScheduleLR",
     "StepDecay",
     "Warmup",
     "WarmupCosine",
     "WarmupCosineDecay",
+    "checkpoint_status",
     "find_learning_rate",
     "plot_history",
     "plot_schedule",

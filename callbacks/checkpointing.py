@@ -18,13 +18,13 @@ import warnings
 import keras
 import numpy as np
 
+from callbacks import _state
 from callbacks._validation import check_number
 
 FORMAT_VERSION = 1
 _PREFIX = "ckpt-"
 _SUFFIX = ".npz"
 _NAME = re.compile(r"^ckpt-(\d{12})\.npz$")
-_GROUPS = ("model", "optimizer", "metrics")
 
 
 def is_chief():
@@ -55,7 +55,7 @@ def is_chief():
 
 
 def _checkpoint_paths(directory):
-    """Checkpoint files in `directory`, newest (highest step) first."""
+    """Checkpoint files in `directory`, newest (highest number) first."""
     if not os.path.isdir(directory):
         return []
     names = [n for n in os.listdir(directory) if _NAME.match(n)]
@@ -69,10 +69,10 @@ def _read(path):
     meta = json.loads(str(arrays.pop("meta")))
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"unknown checkpoint format {meta.get('format')!r}")
-    groups = {}
-    for group in _GROUPS:
-        count = meta["counts"][group]
-        groups[group] = [arrays[f"{group}/{i}"] for i in range(count)]
+    groups = {
+        group: [arrays[f"{group}/{i}"] for i in range(count)]
+        for group, count in meta["counts"].items()
+    }
     return meta, groups
 
 
@@ -183,8 +183,15 @@ class Checkpointing(keras.callbacks.Callback):
     `seed` and `reshuffle_each_iteration=False`; a reshuffling pipeline
     restarts its shuffle sequence in a new process).
 
-    Checkpoints are single `.npz` files (no pickles) named by optimizer
-    step, written to a temporary file, synced and renamed over, so a crash
+    The state saved is the model's variables (weights, normalization
+    statistics, dropout seed states), the optimizer's (step, learning rate,
+    slots), the epoch's metric accumulators and, when an in-graph LR
+    callback (`ScheduleLR`, `ReduceLROnPlateau`, `DivergenceGuard`) is
+    active, its LR scale and step offset, so schedules resume exactly too.
+    Other callbacks' Python counters (e.g. plateau patience) start afresh.
+
+    Checkpoints are single `.npz` files (no pickles) numbered in save
+    order, written to a temporary file, synced and renamed over, so a crash
     never leaves a half-written checkpoint under a checkpoint name. The
     newest `keep` are kept; a truncated or corrupt newest checkpoint is
     skipped with a warning in favour of the previous one. A state holding
@@ -247,39 +254,18 @@ class Checkpointing(keras.callbacks.Callback):
         self.verbose = verbose
 
     # ----------------------------------------------------------- state I/O
-    def _variables(self):
-        model = self.model
-        return {
-            "model": list(model.variables),
-            "optimizer": list(model.optimizer.variables),
-            "metrics": list(model.metrics_variables),
-        }
-
-    def _ensure_optimizer_built(self):
-        optimizer = self.model.optimizer
-        if optimizer.built:
-            return
-        # Optimizer slots must be created where the model's variables live.
-        strategy = getattr(self.model, "distribute_strategy", None)
-        if strategy is None:
-            optimizer.build(self.model.trainable_variables)
-            return
-        with strategy.scope():
-            optimizer.build(self.model.trainable_variables)
-
     def _save(self, epoch, step_in_epoch, finished=False):
         step = int(self.model.optimizer.iterations.numpy())
         self._last_save_step = step
+        values = _state.read(self.model)
+        # Every worker reads: under multi-worker training, reading a metric
+        # (a sync-on-read variable) is a collective all workers must join.
+        values["metrics"] = [
+            np.array(v.numpy()) for v in self.model.metrics_variables
+        ]
         if not is_chief():
             return
-        variables = self._variables()
-        values = {g: [np.asarray(v.numpy()) for v in vs]
-                  for g, vs in variables.items()}
-        bad = [
-            v.path for g in ("model", "optimizer")
-            for v, a in zip(variables[g], values[g], strict=True)
-            if a.dtype.kind in "fc" and not np.all(np.isfinite(a))
-        ]
+        bad = _state.non_finite(self.model, values)
         if bad:
             warnings.warn(
                 f"Not saving step {step}: non-finite values in {bad[:3]}.",
@@ -293,15 +279,22 @@ class Checkpointing(keras.callbacks.Callback):
             "step": step,
             "finished": bool(finished),
             "time": time.time(),
-            "counts": {g: len(values[g]) for g in _GROUPS},
-            "shapes": {g: [list(a.shape) for a in values[g]]
-                       for g in _GROUPS},
+            "counts": {g: len(a) for g, a in values.items()},
         }
-        arrays = {f"{g}/{i}": a for g in _GROUPS
-                  for i, a in enumerate(values[g])}
+        arrays = {f"{g}/{i}": a for g, group in values.items()
+                  for i, a in enumerate(group)}
         arrays["meta"] = np.array(json.dumps(meta))
         os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"{_PREFIX}{step:012d}{_SUFFIX}")
+        # Files are numbered by save, not by optimizer step: a rollback
+        # (DivergenceGuard) lowers the step, yet its save is the newest.
+        existing = _checkpoint_paths(self.directory)
+        number = 1 + (
+            int(_NAME.match(os.path.basename(existing[0])).group(1))
+            if existing else 0
+        )
+        path = os.path.join(
+            self.directory, f"{_PREFIX}{number:012d}{_SUFFIX}"
+        )
         _write_atomically(path, arrays)
         for old in _checkpoint_paths(self.directory)[self.keep:]:
             os.remove(old)
@@ -309,32 +302,22 @@ class Checkpointing(keras.callbacks.Callback):
             print(f"Checkpointing: saved step {step} (epoch {epoch}, "
                   f"batch {step_in_epoch}) to {path}")
 
-    def _check_compatible(self, meta, groups, variables):
-        for group in ("model", "optimizer"):
-            want = [tuple(v.shape) for v in variables[group]]
-            have = [tuple(a.shape) for a in groups[group]]
-            if want != have:
-                raise ValueError(
-                    f"Argument `directory` holds a checkpoint of another "
-                    f"model ({group} state: {len(have)} variables saved, "
-                    f"{len(want)} in this model, or their shapes differ): "
-                    f"{meta['path']}. Use a new directory. "
-                    f"Received: directory={self.directory!r}"
-                )
-
     def _restore(self):
         found = latest_checkpoint(self.directory)
         if found is None:
             return None
         meta, groups = found
-        self._ensure_optimizer_built()
-        variables = self._variables()
-        self._check_compatible(meta, groups, variables)
-        for group in ("model", "optimizer"):
-            pairs = zip(variables[group], groups[group], strict=True)
-            for variable, value in pairs:
-                variable.assign(value)
-        self._saved_metrics = groups["metrics"]
+        _state.ensure_optimizer_built(self.model)
+        group = _state.mismatch(self.model, groups)
+        if group is not None:
+            raise ValueError(
+                f"Argument `directory` holds a checkpoint of another model "
+                f"(its {group} state differs from this model's): "
+                f"{meta['path']}. Use a new directory. "
+                f"Received: directory={self.directory!r}"
+            )
+        _state.write(self.model, groups, ("model", "optimizer"))
+        self._saved = groups
         if self.verbose:
             print(f"Checkpointing: resumed from {meta['path']} (epoch "
                   f"{meta['epoch']}, batch {meta['step_in_epoch']}).")
@@ -342,7 +325,7 @@ class Checkpointing(keras.callbacks.Callback):
 
     def _restore_metrics(self):
         metrics = list(self.model.metrics_variables)
-        saved = self._saved_metrics
+        saved = self._saved["metrics"]
         if [tuple(v.shape) for v in metrics] != [a.shape for a in saved]:
             # Without a distribution strategy Keras builds compiled metrics
             # at the first traced step, too late to restore them; only the
@@ -367,7 +350,8 @@ class Checkpointing(keras.callbacks.Callback):
             remaining[0] -= per_call
             if remaining[0] <= 0:
                 model.train_function = real
-            return model.get_metrics_result()
+            # No step ran, so there is no loss to report for these batches.
+            return {}
 
         model.train_function = skip
 
@@ -379,7 +363,7 @@ class Checkpointing(keras.callbacks.Callback):
             os.remove(stale)
         self._skip = 0
         self._resume_epoch = None
-        self._saved_metrics = []
+        self._saved = None
         self._epoch = 0
         self._trained = False
         meta = self._restore()
@@ -406,6 +390,12 @@ class Checkpointing(keras.callbacks.Callback):
         self._skip_until = skip
 
     def on_train_batch_begin(self, batch, logs=None):
+        if self._saved is not None:
+            # LR callbacks (ScheduleLR) reset their controller's step offset
+            # in on_epoch_begin; by the first batch all of them have, so
+            # the saved scale/offset are restored last.
+            _state.write(self.model, self._saved, ("lr_control",))
+            self._saved = None
         if self.save_freq == "epoch" or batch < self._skip_until:
             return
         if self._epoch_start + batch - self._last_save_step >= self.save_freq:

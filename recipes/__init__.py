@@ -1,11 +1,31 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
-from recipes import backbones, data, datasets, distribute, tuning
+from recipes import (
+    backbones,
+    data,
+    datasets,
+    distribute,
+    initializers,
+    layers,
+    loading,
+    optimizers,
+    regularization,
+    tuning,
+)
+from recipes.compress import (
+    distill,
+    export_tflite,
+    prune,
+    quantize,
+    sparsity_report,
+    strip_pruning,
+)
 from recipes.distribute import get_strategy
 from recipes.image_classifier import (
     ImageClassifierResult,
     fit_image_classifier,
 )
+from recipes.loading import load_model
 from recipes.tuning import ImageClassifierHyperModel, tune_image_classifier
 
 __version__ = "0.1.0"
@@ -16,9 +36,21 @@ __all__ = [
     "backbones",
     "data",
     "datasets",
+    "distill",
     "distribute",
+    "export_tflite",
     "fit_image_classifier",
     "get_strategy",
+    "initializers",
+    "layers",
+    "load_model",
+    "loading",
+    "optimizers",
+    "prune",
+    "quantize",
+    "regularization",
+    "sparsity_report",
+    "strip_pruning",
     "tune_image_classifier",
     "tuning",
 ]

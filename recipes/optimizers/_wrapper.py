@@ -27,6 +27,9 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
                 "Argument `optimizer` must be a `keras.optimizers.Optimizer` "
                 f"instance. Received: optimizer={optimizer!r}"
             )
+        # `ema_momentum` alone has a non-None default; it only matters
+        # with `use_ema`, which is refused.
+        kwargs.pop("ema_momentum", None)
         for key in BASE_KWARGS:
             if kwargs.get(key) not in (None, False):
                 raise ValueError(
@@ -34,7 +37,6 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
                     f"the wrapped optimizer. Received: {key}={kwargs[key]!r}"
                 )
             kwargs.pop(key, None)
-        kwargs.pop("ema_momentum", None)
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         self.inner_optimizer = optimizer
 

@@ -27,7 +27,9 @@ class SAM(keras.Model):
     strategies and with `steps_per_execution > 1`. Under a strategy each
     replica computes `e` from its own share of the batch (the paper's
     m-sharpness, with `m` the per-replica batch); normalization statistics
-    and metrics are updated by the first pass only.
+    and metrics are updated by the first pass only. (In Keras 3.15 /
+    TF 2.21, `steps_per_execution > 1` together with `MirroredStrategy` fails
+    for any model, SAM or not; each works on its own.)
 
     `SAM(model)` is itself a Keras model: compile and fit it. When `model` is
     already compiled with a serializable configuration, the wrapper is

@@ -1,6 +1,10 @@
 import json
 import logging
 import math
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -139,3 +143,82 @@ def test_scale_learning_rate_rejects_bad_input(kwargs, error, name):
             "base_batch_size": 32, **kwargs}
     with pytest.raises(error, match=name):
         distribute.scale_learning_rate(**args)
+
+
+WORKER = os.path.join(os.path.dirname(__file__), "_strategy_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+def _worker_env(**extra):
+    return dict(os.environ, PYTHONPATH=ROOT, TF_NUM_INTRAOP_THREADS="1",
+                TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def _wait(processes, timeout):
+    """Wait for all processes; kill them all if any runs past `timeout`."""
+    outputs = []
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=timeout)
+            outputs.append(out.decode(errors="replace")[-3000:])
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        raise
+    return outputs
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
+    out = tmp_path / "mirrored.json"
+    process = subprocess.Popen(
+        [sys.executable, WORKER, "mirrored", str(out)], env=_worker_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    (log,) = _wait([process], timeout=240)
+    assert process.returncode == 0, log
+    result = json.loads(out.read_text())
+    assert result["replicas"] == [1, 2]
+    # Same 64-example batches: the mean of two 32-example replica gradients
+    # equals the 64-example gradient up to float32 summation order.
+    assert result["max_abs_diff"] < 1e-5 * max(1.0, result["max_abs_weight"])
+
+
+@pytest.mark.slow
+def test_two_process_multi_worker_training_reaches_accuracy_floor(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker",
+                                               "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, WORKER, "multi_worker",
+             str(tmp_path / f"worker{index}.json"),
+             str(tmp_path / f"checkpoints{index}")],
+            env=_worker_env(TF_CONFIG=json.dumps(config)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = _wait(processes, timeout=300)
+    for process, log in zip(processes, logs, strict=True):
+        assert process.returncode == 0, log
+    results = [json.loads((tmp_path / f"worker{i}.json").read_text())
+               for i in range(2)]
+    for result in results:
+        assert result["strategy"] == "CollectiveAllReduceStrategy"
+        assert result["replicas"] == 2
+        assert result["accuracy"] >= 0.85
+    # Both workers hold the same (all-reduced) model.
+    assert results[0]["accuracy"] == results[1]["accuracy"]
+    # Only the chief (worker 0) wrote checkpoints.
+    assert os.listdir(tmp_path / "checkpoints0")
+    assert not (tmp_path / "checkpoints1").exists()

@@ -34,14 +34,12 @@ def test_matches_paper_algorithm(eps):
     assert_trajectory(run_keras(opt, w0, grads), expected)
 
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
+def test_invalid_arguments():
+    cases = [
         ({"learning_rate": -1.0}, "learning_rate=-1.0"),
         ({"beta_1": 1.5}, "beta_1=1.5"),
         ({"epsilon": -1e-8}, "epsilon=-1e-08"),
-    ],
-)
-def test_invalid_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        AdaBelief(**kwargs)
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            AdaBelief(**kwargs)

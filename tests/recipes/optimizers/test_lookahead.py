@@ -75,19 +75,17 @@ def test_slow_weights_are_saved_with_the_model(tmp_path):
                            model.layers[0].kernel.numpy())
 
 
-@pytest.mark.parametrize(
-    "kwargs, error, message",
-    [
+def test_invalid_arguments():
+    cases = [
         ({"sync_period": 0}, ValueError, "sync_period=0"),
         ({"sync_period": 2.5}, TypeError, "sync_period=2.5"),
         ({"slow_step_size": 0.0}, ValueError, "slow_step_size=0.0"),
         ({"slow_step_size": 1.5}, ValueError, "slow_step_size=1.5"),
         ({"clipnorm": 1.0}, ValueError, "clipnorm=1.0"),
-    ],
-)
-def test_invalid_arguments(kwargs, error, message):
-    with pytest.raises(error, match=message):
-        Lookahead(keras.optimizers.SGD(), **kwargs)
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            Lookahead(keras.optimizers.SGD(), **kwargs)
 
 
 def test_rejects_non_optimizer():

@@ -52,16 +52,14 @@ def test_first_steps_are_unadapted_momentum():
     np.testing.assert_allclose(trajectory[0], w0 - 0.1 * grads[0], rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
+def test_invalid_arguments():
+    cases = [
         ({"learning_rate": 0.0}, "learning_rate=0.0"),
         ({"beta_1": 1.0}, "beta_1=1.0"),
         ({"beta_2": -0.1}, "beta_2=-0.1"),
         ({"epsilon": -1.0}, "epsilon=-1.0"),
         ({"sma_threshold": 3.0}, "sma_threshold=3.0"),
-    ],
-)
-def test_invalid_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        RAdam(**kwargs)
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            RAdam(**kwargs)

@@ -1,0 +1,119 @@
+"""Safe model loading: `.keras` files with `safe_mode=True`, nothing else.
+
+A `.keras` file loaded with `safe_mode=True` cannot run code hidden in it
+(lambda layers are refused). Legacy `.h5` files predate that protection and
+are refused unless the caller opts in; SavedModel folders are not Keras
+models in Keras 3 at all.
+"""
+
+import os
+import warnings
+import zipfile
+
+import keras
+
+_LEGACY = (".h5", ".hdf5")
+
+
+def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
+    """Load a Keras model safely, with clear errors for bad files.
+
+    `.keras` files are loaded with `safe_mode=True`, always: a file whose
+    config holds Python code (a `Lambda` layer's bytecode) is refused.
+    Every keras-recipes object is registered, so models using them load
+    without `custom_objects`.
+
+    Args:
+        path: Path to a `.keras` file (or a legacy `.h5`/`.hdf5` file when
+            `allow_legacy=True`).
+        allow_legacy: Whether to load a legacy HDF5 model file, which Keras
+            loads without the `safe_mode` protection. A warning is issued.
+            Defaults to `False`.
+        custom_objects: Optional dict of extra classes/functions for
+            deserialization. Defaults to `None`.
+        compile: Whether to compile the model as it was saved.
+            Defaults to `True`.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        TypeError: If `path` is not a path.
+        FileNotFoundError: If `path` does not exist.
+        ValueError: If the file is a folder, a weights-only file, a legacy
+            file without `allow_legacy=True`, not a valid `.keras` archive,
+            or refused by `safe_mode`.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.save("/tmp/example.keras")
+    >>> restored = load_model("/tmp/example.keras")
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Argument `path` must be a path. Received: path={path!r}"
+        )
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"Argument `path` does not exist. Received: path={path!r}"
+        )
+    if os.path.isdir(path):
+        raise ValueError(
+            "Argument `path` is a folder (a TensorFlow SavedModel?). Keras 3 "
+            "loads only `.keras` files as models; wrap a SavedModel with "
+            f"`keras.layers.TFSMLayer` for inference. Received: path={path!r}"
+        )
+    lower = path.lower()
+    if lower.endswith(".weights.h5"):
+        raise ValueError(
+            "Argument `path` is a weights-only file: build the model and "
+            f"call `model.load_weights(path)`. Received: path={path!r}"
+        )
+    if lower.endswith(_LEGACY):
+        return _load_legacy(path, allow_legacy, custom_objects, compile)
+    if not lower.endswith(".keras"):
+        raise ValueError(
+            "Argument `path` must name a `.keras` file (or `.h5` with "
+            f"`allow_legacy=True`). Received: path={path!r}"
+        )
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            "Argument `path` is not a valid `.keras` file (not a zip "
+            f"archive: truncated or corrupt?). Received: path={path!r}"
+        )
+    try:
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=compile,
+            safe_mode=True,
+        )
+    except (ValueError, KeyError, OSError, TypeError,
+            zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"Argument `path` could not be loaded with safe_mode=True: "
+            f"{error} Received: path={path!r}"
+        ) from error
+
+
+def _load_legacy(path, allow_legacy, custom_objects, compile):
+    if not allow_legacy:
+        raise ValueError(
+            "Argument `path` is a legacy HDF5 model, which Keras loads "
+            "without safe_mode protection. Pass `allow_legacy=True` if you "
+            "trust the file, or re-save it as `.keras`. "
+            f"Received: path={path!r}"
+        )
+    warnings.warn(
+        f"Loading legacy HDF5 model {path!r} without safe_mode protection.",
+        stacklevel=3,
+    )
+    try:
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=compile,
+        )
+    except (ValueError, KeyError, OSError, TypeError) as error:
+        raise ValueError(
+            f"Argument `path` is not a readable HDF5 model: {error} "
+            f"Received: path={path!r}"
+        ) from error

@@ -1,0 +1,231 @@
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from callbacks import ScheduleLR, _lr_control
+from callbacks.checkpointing import Checkpointing, _checkpoint_paths, _read
+from callbacks.divergence import DivergenceError, DivergenceGuard, is_divergent
+from tests.helpers import mlp
+
+BATCH = 64
+STEPS_PER_EPOCH = math.ceil(4000 / BATCH)  # 63 on MNIST-5k
+
+
+def _compiled(learning_rate=1e-3, input_shape=(28, 28, 1)):
+    keras.utils.set_random_seed(0)
+    model = mlp(input_shape=input_shape)
+    model.compile(
+        keras.optimizers.Adam(learning_rate),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _accuracy(model, x, y):
+    logits = model.predict(x, verbose=0, batch_size=500)
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def _all_weights_finite(model):
+    return all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def _checkpoints_finite(directory):
+    paths = _checkpoint_paths(directory)
+    assert paths
+    for path in paths:
+        _, groups = _read(path)
+        for array in groups["model"] + groups["optimizer"]:
+            assert np.all(np.isfinite(array)), path
+
+
+class SpikeLearningRate(keras.callbacks.Callback):
+    """Set the optimizer's own LR variable to `value` once, at `step`.
+
+    Simulates a bad manual LR change; the value lives in the optimizer's
+    state, so a rollback of the optimizer undoes it.
+    """
+
+    def __init__(self, step, value):
+        super().__init__()
+        self.step, self.value, self.done = step, value, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if not self.done and step == self.step:
+            _lr_control.get(self.model).original.assign(self.value)
+            self.done = True
+
+
+class LearningRateAtEnd(keras.callbacks.Callback):
+    """The LR the next step would use, read while the controller is on."""
+
+    def on_train_end(self, logs=None):
+        optimizer = self.model.optimizer
+        self.step = int(optimizer.iterations.numpy())
+        self.value = _lr_control.current_learning_rate(optimizer)
+
+
+def test_poisoned_batch_is_rolled_back_on_mnist(mnist_5k, tmp_path):
+    (x, y), (x_val, y_val) = mnist_5k
+    x = x.copy()
+    x[123] = np.nan  # one poisoned image: its batch gives a NaN loss
+    total = 2 * STEPS_PER_EPOCH
+    cosine = keras.optimizers.schedules.CosineDecay(2e-3, total)
+    guard = DivergenceGuard(snapshot_every=10, verbose=0)
+    monitor = LearningRateAtEnd()
+    model = _compiled()
+    history = model.fit(
+        x, y, batch_size=BATCH, epochs=2, verbose=0,
+        callbacks=[monitor, Checkpointing(tmp_path, save_freq=5), guard,
+                   ScheduleLR(cosine)],
+    )
+    # The poisoned image is in one batch per epoch: one rollback each. Its
+    # NaN reaches the first-layer weights, which ReLU hides from the loss:
+    # the periodic state check finds it, and the rollback goes to the
+    # snapshot before.
+    assert len(guard.rollbacks) == 2
+    for step, back_to, reason in guard.rollbacks:
+        assert reason in ("loss is nan", "non-finite weights")
+        assert 0 < step - back_to <= 10
+    assert _all_weights_finite(model)
+    assert all(np.isfinite(history.history["loss"]))
+    assert _accuracy(model, x_val, y_val) >= 0.85
+    _checkpoints_finite(tmp_path)
+    # LR = 0.5 ** rollbacks * cosine(step), by the cosine formula.
+    step = monitor.step
+    assert step == total - sum(s - b for s, b, _ in guard.rollbacks)
+    cosine_value = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / total))
+    np.testing.assert_allclose(monitor.value, 0.25 * cosine_value, rtol=1e-5)
+
+
+def test_the_same_poisoned_run_without_guard_ends_in_nan(mnist_5k):
+    (x, y), _ = mnist_5k
+    x = x.copy()
+    x[123] = np.nan
+    model = _compiled()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    assert not _all_weights_finite(model)
+
+
+def test_learning_rate_spike_is_rolled_back_on_mnist(mnist_5k):
+    (x, y), (x_val, y_val) = mnist_5k
+    guard = DivergenceGuard(snapshot_every=10, verbose=0)
+    model = _compiled()
+    model.fit(
+        x, y, batch_size=BATCH, epochs=2, verbose=0,
+        callbacks=[guard, SpikeLearningRate(step=70, value=50.0)],
+    )
+    assert len(guard.rollbacks) == 1
+    step, back_to, reason = guard.rollbacks[0]
+    # Step 71 trains with LR 50; the loss of step 72 shows it.
+    assert back_to == 70 and step in (71, 72, 73), guard.rollbacks
+    assert "median" in reason or "nan" in reason or "inf" in reason
+    assert _all_weights_finite(model)
+    assert _accuracy(model, x_val, y_val) >= 0.85
+    # The rollback restored LR 1e-3; the guard halved it, and a float LR
+    # keeps its reduction after fit, like Keras's ReduceLROnPlateau.
+    np.testing.assert_allclose(
+        float(np.asarray(model.optimizer.learning_rate)), 5e-4, rtol=1e-6)
+
+
+def test_gives_up_after_max_retries_with_a_finite_model(digits_8x8,
+                                                        tmp_path):
+    (x, y), _ = digits_8x8
+    x = x.copy()
+    x[100::9] = np.nan  # most batches of 32 are poisoned after the first
+    guard = DivergenceGuard(max_retries=2, snapshot_every=1, verbose=0)
+    model = _compiled(1e-2, input_shape=(8, 8, 1))
+    with pytest.raises(DivergenceError, match="max_retries=2"):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[Checkpointing(tmp_path, save_freq=1), guard])
+    assert len(guard.rollbacks) == 2
+    assert _all_weights_finite(model)
+    _checkpoints_finite(tmp_path)
+
+
+def test_rolls_back_to_the_checkpoint_directory(digits_8x8, tmp_path):
+    (x, y), _ = digits_8x8
+    x = x.copy()
+    x[500] = np.nan  # in batch 15 (0-based) of an unshuffled epoch
+    guard = DivergenceGuard(directory=str(tmp_path), snapshot_every=4,
+                            verbose=0)
+    model = _compiled(input_shape=(8, 8, 1))
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
+              callbacks=[Checkpointing(tmp_path, save_freq=4), guard])
+    # Checkpoints at steps 4, 8, 12; batch 15 is step 16, whose update
+    # makes weights NaN (the loss stays finite): back to 12.
+    assert guard.rollbacks == [(16, 12, "non-finite weights")]
+    assert _all_weights_finite(model)
+    assert os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "loss, history, expected",
+    [
+        (float("nan"), [1.0] * 20, "loss is nan"),
+        (float("inf"), [], "loss is inf"),
+        # median of [1..20] is 10.5: the threshold is 105.
+        (106.0, list(range(1, 21)), "median"),
+        (104.0, list(range(1, 21)), None),
+        (1e6, [1.0] * 5, None),  # fewer than min_history=10 losses
+        (-50.0, [-1.0] * 20, None),  # a factor means nothing below zero
+    ],
+)
+def test_is_divergent_rule(loss, history, expected):
+    got = is_divergent(loss, history, spike_factor=10.0, min_history=10)
+    if expected is None:
+        assert got is None
+    else:
+        assert expected in got
+    if history and expected == "median":
+        assert loss > 10 * np.median(np.asarray(history, dtype=float))
+
+
+def test_spike_factor_none_checks_only_finiteness():
+    assert is_divergent(1e9, [1.0] * 50, None, 10) is None
+    assert is_divergent(float("nan"), [1.0] * 50, None, 10) is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"spike_factor": 1.0}, ValueError, "spike_factor"),
+        ({"spike_factor": "10"}, TypeError, "spike_factor"),
+        ({"window": 0}, ValueError, "window"),
+        ({"min_history": 60}, ValueError, "min_history"),
+        ({"lr_factor": 0.0}, ValueError, "lr_factor"),
+        ({"lr_factor": 2.0}, ValueError, "lr_factor"),
+        ({"max_retries": -1}, ValueError, "max_retries"),
+        ({"max_retries": 1.5}, TypeError, "max_retries"),
+        ({"snapshot_every": 0}, ValueError, "snapshot_every"),
+        ({"directory": 3}, TypeError, "directory"),
+    ],
+)
+def test_bad_arguments(kwargs, error, name):
+    with pytest.raises(error, match=f"{name}="):
+        DivergenceGuard(**kwargs)
+
+
+def test_first_snapshot_is_the_resumed_state(digits_8x8, tmp_path):
+    (x, y), _ = digits_8x8
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 7:
+                raise KeyboardInterrupt
+
+    model = _compiled(input_shape=(8, 8, 1))
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+                  callbacks=[Checkpointing(tmp_path, save_freq=3), Crash()])
+    # The guard comes first in the list, Checkpointing restores after it.
+    guard = DivergenceGuard(verbose=0)
+    resumed = _compiled(input_shape=(8, 8, 1))
+    resumed.fit(x, y, batch_size=32, epochs=1, verbose=0,
+                callbacks=[guard, Checkpointing(tmp_path, save_freq=3)])
+    assert guard._snapshot_step == 6

@@ -1,0 +1,123 @@
+"""Bad-input catalogue: each malformed call raises ONE clear exception.
+
+Every case is `(call, exception type, argument name)`. `call` receives the
+`workspace` folder, pre-filled with user files (a valid model, a corrupt
+`.keras` file, a legacy `.h5` file, a damaged checkpoint folder, a text
+file); the test checks that the call raises the expected type, that the
+message names the argument in the Keras style ("... Received: name=..."),
+and that no file of the workspace was modified, created or deleted.
+
+To add cases for another module, append `case(...)` entries to `CASES`
+(or build a list in your module and add it here).
+"""
+
+import os
+
+import keras
+import pytest
+
+import recipes
+from callbacks import Checkpointing, DivergenceGuard, checkpoint_status
+from recipes import distribute
+
+
+def case(call, error, name, id):
+    return pytest.param(call, error, name, id=id)
+
+
+CASES = [
+    # recipes.distribute
+    case(lambda ws: recipes.get_strategy("gpu"), ValueError, "strategy",
+         id="strategy-unknown-name"),
+    case(lambda ws: recipes.get_strategy(3), TypeError, "strategy",
+         id="strategy-number"),
+    case(lambda ws: distribute.resolve_precision("float16"), ValueError,
+         "mixed_precision", id="precision-unknown"),
+    case(lambda ws: distribute.resolve_precision("auto", strategy="tpu"),
+         TypeError, "strategy", id="precision-strategy-string"),
+    case(lambda ws: distribute.global_batch_size(0), ValueError,
+         "per_replica", id="batch-zero"),
+    case(lambda ws: distribute.global_batch_size("32"), TypeError,
+         "per_replica", id="batch-string"),
+    case(lambda ws: distribute.scale_learning_rate(-0.1, 64, 32),
+         ValueError, "learning_rate", id="lr-negative"),
+    case(lambda ws: distribute.scale_learning_rate(float("nan"), 64, 32),
+         ValueError, "learning_rate", id="lr-nan"),
+    case(lambda ws: distribute.scale_learning_rate(0.1, 64, 0), ValueError,
+         "base_batch_size", id="base-batch-zero"),
+    case(lambda ws: distribute.scale_learning_rate(0.1, 64, 32, "cubic"),
+         ValueError, "rule", id="lr-rule-unknown"),
+    # callbacks.Checkpointing
+    case(lambda ws: Checkpointing(os.path.join(ws, "notes.txt")),
+         ValueError, "directory", id="checkpoint-dir-is-a-file"),
+    case(lambda ws: Checkpointing(ws, save_freq=0), ValueError, "save_freq",
+         id="checkpoint-save-freq-zero"),
+    case(lambda ws: Checkpointing(ws, save_freq="step"), ValueError,
+         "save_freq", id="checkpoint-save-freq-unknown"),
+    case(lambda ws: Checkpointing(ws, keep=1), ValueError, "keep",
+         id="checkpoint-keep-one"),
+    case(lambda ws: checkpoint_status(os.path.join(ws, "damaged_run")),
+         ValueError, "directory", id="checkpoint-all-corrupt"),
+    # callbacks.DivergenceGuard
+    case(lambda ws: DivergenceGuard(lr_factor=0.0), ValueError,
+         "lr_factor", id="guard-lr-factor-zero"),
+    case(lambda ws: DivergenceGuard(spike_factor="big"), TypeError,
+         "spike_factor", id="guard-spike-string"),
+    case(lambda ws: DivergenceGuard(max_retries=-1), ValueError,
+         "max_retries", id="guard-retries-negative"),
+    # recipes.load_model
+    case(lambda ws: recipes.load_model(os.path.join(ws, "missing.keras")),
+         FileNotFoundError, "path", id="load-missing"),
+    case(lambda ws: recipes.load_model(os.path.join(ws, "corrupt.keras")),
+         ValueError, "path", id="load-corrupt-keras"),
+    case(lambda ws: recipes.load_model(os.path.join(ws, "legacy.h5")),
+         ValueError, "path", id="load-legacy-h5"),
+    case(lambda ws: recipes.load_model(ws), ValueError, "path",
+         id="load-folder"),
+    case(lambda ws: recipes.load_model(os.path.join(ws, "notes.txt")),
+         ValueError, "path", id="load-unknown-extension"),
+    case(lambda ws: recipes.load_model(None), TypeError, "path",
+         id="load-none"),
+]
+
+
+def _snapshot(folder):
+    state = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                state[path] = (handle.read(), os.stat(path).st_mtime_ns)
+    return state
+
+
+@pytest.fixture(scope="module")
+def _model_bytes(tmp_path_factory):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def workspace(tmp_path, _model_bytes):
+    (tmp_path / "model.keras").write_bytes(_model_bytes)
+    (tmp_path / "corrupt.keras").write_bytes(_model_bytes[:100])
+    (tmp_path / "legacy.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 64)
+    (tmp_path / "notes.txt").write_text("the user's own notes")
+    damaged = tmp_path / "damaged_run"
+    damaged.mkdir()
+    (damaged / "ckpt-000000000001.npz").write_bytes(b"truncated")
+    return str(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint .* is unreadable")
+@pytest.mark.parametrize("call, error, name", CASES)
+def test_bad_input_raises_one_clear_error(workspace, call, error, name):
+    before = _snapshot(workspace)
+    with pytest.raises(error) as info:
+        call(workspace)
+    message = str(info.value)
+    assert f"`{name}`" in message, message
+    assert f"Received: {name}=" in message, message
+    assert _snapshot(workspace) == before
