@@ -82,9 +82,10 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
     hp.values.update(optimizer="lion", learning_rate_scale=2.0,
                      batch_size=128, mix="cutmix", dropout=0.3)
     config = hypermodel.recipe_config(hp, epochs=4)
-    # Registry default for lion (1e-4) moved from batch 32 to 128 by the
-    # square-root rule, then scaled by 2.
-    assert config["learning_rate"] == pytest.approx(2 * 1e-4 * 2.0)
+    # Registry default for lion moved from batch 32 to 128 by the
+    # square-root rule (x2), then scaled by 2.
+    base = optimizers.get_info("lion").default_learning_rate
+    assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0)
     assert (config["mixup"], config["cutmix"]) == (0.0, 1.0)
     assert config["epochs"] == 4 and config["seed"] == 3
     assert config["optimizer"] == "lion" and config["dropout"] == 0.3
