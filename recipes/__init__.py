@@ -10,6 +10,7 @@ from recipes import (
     loading,
     optimizers,
     regularization,
+    tuning,
 )
 from recipes.compress import (
     distill,
@@ -25,10 +26,12 @@ from recipes.image_classifier import (
     fit_image_classifier,
 )
 from recipes.loading import load_model
+from recipes.tuning import ImageClassifierHyperModel, tune_image_classifier
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ImageClassifierHyperModel",
     "ImageClassifierResult",
     "backbones",
     "data",
@@ -48,4 +51,6 @@ __all__ = [
     "regularization",
     "sparsity_report",
     "strip_pruning",
+    "tune_image_classifier",
+    "tuning",
 ]

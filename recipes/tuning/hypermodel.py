@@ -1,0 +1,271 @@
+"""`ImageClassifierHyperModel`: the whole image recipe as a search space."""
+
+import math
+
+import keras
+import keras_tuner
+import tensorflow as tf
+
+from callbacks._validation import check_choice
+from recipes import _training
+from recipes.backbones import build_backbone, get_backbone_info
+from recipes.data import load_image_data
+from recipes.image_classifier import (
+    build_image_classifier,
+    fit_image_classifier,
+)
+from recipes.tuning import space as space_module
+
+# Metrics `fit_image_classifier` reports, usable as tuning objectives.
+RECIPE_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+# Keywords the hypermodel owns (searched, or set per trial by the tuner).
+_OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite",
+          "callbacks", "learning_rate", "optimizer", "schedule", "weight_decay",
+          "dropout", "label_smoothing", "augment", "mixup", "cutmix",
+          "fine_tune_layers", "batch_size")
+# Errors that make one configuration fail without stopping the search.
+_TRIAL_ERRORS = (ValueError, ArithmeticError, MemoryError,
+                 tf.errors.OpError)
+
+
+class ImageClassifierHyperModel(keras_tuner.HyperModel):
+    """The image recipe's whole training procedure as a Keras Tuner space.
+
+    `build(hp)` declares every knob of `recipes.fit_image_classifier` the
+    search covers (optimizer family from the optimizer registry, learning
+    rate, schedule, weight decay, dropout, label smoothing, augmentation,
+    MixUp/CutMix, fine-tune depth, batch size; see
+    `recipes.tuning.space` for the default ranges) and returns the model
+    the recipe builds for them. `fit(hp, model, ...)` runs the recipe itself
+    with those values, so what is tuned is exactly what
+    `fit_image_classifier(**best)` later trains: the same phases, early
+    stopping and defaults.
+
+    The callbacks a tuner passes to `fit` (Keras Tuner's checkpointing of
+    the best epoch, the user's `search(callbacks=...)`) go to the recipe's
+    `model.fit` calls. A configuration that fails (a diverging loss, an invalid
+    combination, out of memory) raises
+    `keras_tuner.errors.FailedTrialError`, which marks the trial failed and
+    lets the search go on.
+
+    Args:
+        data: Training images, any kind `fit_image_classifier` takes.
+        space: Dict of knob name to a fixed value, a list of choices, a
+            `(low, high)` range or a callable `hp -> value` (see
+            `recipes.tuning.space`). Defaults to `None` (the default space).
+        base_learning_rates: Dict of optimizer name to the learning rate
+            `learning_rate_scale` multiplies; missing names use the
+            registry default scaled to the batch size. Defaults to `None`.
+        objective: A metric the recipe reports, used to check the search
+            can be scored. Defaults to `"val_accuracy"`.
+        **recipe_kwargs: Other fixed `fit_image_classifier` keywords
+            (`validation_data`, `backbone`, `weights`, `seed`,
+            `early_stopping`, ...). `backbone` must be a registry name or
+            a `.keras` path: a `keras.Model` would be shared, and trained,
+            by every trial.
+
+    Raises:
+        ValueError: For an unknown knob or objective, a searched keyword
+            passed in `recipe_kwargs`, or bad recipe arguments.
+
+    Example:
+
+    >>> import keras_tuner
+    >>> from recipes.datasets import load_digits_8x8
+    >>> (x, y), val = load_digits_8x8()
+    >>> hypermodel = ImageClassifierHyperModel(
+    ...     (x, y), validation_data=val, space={"optimizer": "adamw"})
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())
+    >>> model.output.shape
+    (None, 10)
+    """
+
+    def __init__(self, data, space=None, base_learning_rates=None,
+                 objective="val_accuracy", **recipe_kwargs):
+        super().__init__(name="image_classifier_hypermodel", tunable=True)
+        self.space = space_module.check_space(space)
+        check_choice("objective", objective, RECIPE_METRICS)
+        owned = sorted(set(recipe_kwargs) & set(_OWNED))
+        if owned:
+            raise ValueError(
+                f"Arguments {owned} are set by the search (fix a knob "
+                "through `space` instead). Received: "
+                f"{ {k: recipe_kwargs[k] for k in owned} }"
+            )
+        backbone = recipe_kwargs.get("backbone", "auto")
+        if isinstance(backbone, keras.Model):
+            raise TypeError(
+                "Argument `backbone` must be a registry name or a .keras "
+                "path when tuning (every trial needs a fresh copy; save the "
+                "model with `model.save('backbone.keras')`). Received: "
+                f"backbone={backbone.name!r} (a keras.Model)"
+            )
+        self.data = data
+        self.objective = objective
+        self.recipe_kwargs = dict(recipe_kwargs)
+        self.base_learning_rates = dict(base_learning_rates or {})
+        self._images = load_image_data(
+            data, validation_data=recipe_kwargs.get("validation_data"),
+            validation_split=recipe_kwargs.get("validation_split", 0.2),
+            split=recipe_kwargs.get("split", "train"),
+            data_dir=recipe_kwargs.get("data_dir"),
+            class_names=recipe_kwargs.get("class_names"),
+            image_size=recipe_kwargs.get("image_size"))
+        if objective.startswith("val_") and self._images.validation is None:
+            raise ValueError(
+                f"Argument `objective` must be a metric the recipe reports; "
+                "without validation data it reports only 'accuracy' and "
+                f"'loss'. Received: objective={objective!r}"
+            )
+        self.backbone = self._resolve_backbone(backbone)
+        self.pretrained = self._is_pretrained()
+
+    def _resolve_backbone(self, backbone):
+        if backbone != "auto":
+            return backbone
+        known = [s for s in self._images.image_shape[:2] if s is not None]
+        return "small_cnn" if known and max(known) <= 64 \
+            else "efficientnetv2_b0"
+
+    def _is_pretrained(self):
+        weights = self.recipe_kwargs.get("weights", "auto")
+        if not isinstance(self.backbone, str) or self.backbone.endswith(
+                ".keras"):
+            return True
+        info = get_backbone_info(self.backbone)
+        if weights == "auto":
+            return bool(info.pretrained_weights)
+        return weights is not None
+
+    def knobs(self):
+        """Names of the knobs this hypermodel declares."""
+        return [name for name in space_module.DEFAULT_SPACE
+                if self.pretrained
+                or name not in space_module.PRETRAINED_ONLY]
+
+    def declare(self, hp):
+        """Declare every knob on `hp`; returns `{knob: value}`."""
+        return {
+            name: space_module.declare(
+                hp, space_module.DEFAULT_SPACE[name], self.space.get(name))
+            for name in self.knobs()
+        }
+
+    def recipe_config(self, hp, epochs=None):
+        """`fit_image_classifier` keywords for the values in `hp`.
+
+        Args:
+            hp: `HyperParameters` (or a trial's) with the knobs declared.
+            epochs: Epochs of the run. Defaults to `None` (not included).
+
+        Returns:
+            A dict such that `fit_image_classifier(data, **config)` trains
+            this configuration.
+        """
+        values = self.declare(hp)
+        mixup, cutmix = space_module.MIXES[values["mix"]]
+        config = dict(self.recipe_kwargs)
+        config.update(
+            backbone=self.backbone, optimizer=values["optimizer"],
+            learning_rate=values["learning_rate_scale"]
+            * self.base_learning_rate(values["optimizer"],
+                                      values["batch_size"]),
+            schedule=values["schedule"],
+            weight_decay=values["weight_decay"], dropout=values["dropout"],
+            label_smoothing=values["label_smoothing"],
+            augment=values["augment"], mixup=mixup, cutmix=cutmix,
+            batch_size=values["batch_size"])
+        if "fine_tune_layers" in values:
+            config["fine_tune_layers"] = values["fine_tune_layers"]
+            if not values["fine_tune_layers"]:
+                config["fine_tune_epochs"] = 0
+        if epochs is not None:
+            config["epochs"] = int(epochs)
+        return config
+
+    def base_learning_rate(self, optimizer, batch_size):
+        """What `learning_rate_scale` multiplies for this optimizer."""
+        if optimizer in self.base_learning_rates:
+            return float(self.base_learning_rates[optimizer])
+        return _training.default_learning_rate(optimizer, batch_size)
+
+    def build(self, hp):
+        """Declare the knobs and build the recipe's (untrained) model."""
+        config = self.recipe_config(hp)
+        images = self._images
+        size = config.get("image_size")
+        if size is not None:
+            size = (size, size) if isinstance(size, int) else tuple(size)
+        input_shape = images.image_shape
+        if None in input_shape[:2]:
+            input_shape = (*size, input_shape[2])
+        backbone_shape = None
+        if isinstance(self.backbone, str) and not self.backbone.endswith(
+                ".keras"):
+            info = get_backbone_info(self.backbone)
+            target = size or info.native_size or input_shape[:2]
+            backbone_shape = (*target, info.channels or input_shape[2])
+        backbone, info, _ = build_backbone(
+            self.backbone, self.recipe_kwargs.get("weights", "auto"),
+            input_shape=backbone_shape)
+        return build_image_classifier(
+            backbone, info.preprocessing, input_shape=input_shape,
+            value_range=images.value_range, num_classes=images.num_classes,
+            dropout=config["dropout"])
+
+    def fit(self, hp, model, *args, epochs=10, callbacks=None, verbose=0,
+            **kwargs):
+        """Train one configuration with `fit_image_classifier`.
+
+        Args:
+            hp: The trial's `HyperParameters`.
+            model: The model `build(hp)` returned. The recipe builds and
+                trains its own copy; checkpoints of it load into this one.
+            *args: Must be empty (the data is the hypermodel's).
+            epochs: Epochs of the run (Hyperband sets it per bracket).
+                Defaults to `10`.
+            callbacks: Callbacks of the recipe's training runs. Defaults to
+                `None`.
+            verbose: Verbosity of the recipe. Defaults to `0`.
+            **kwargs: Other `search()` keywords; `initial_epoch` (Hyperband)
+                is ignored because every run trains from scratch.
+
+        Returns:
+            Dict of the recipe's final metrics plus `epochs_run`.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: If the configuration fails
+                or diverges (a non-finite loss or objective).
+        """
+        if args:
+            raise TypeError(
+                "ImageClassifierHyperModel.fit takes its data from the "
+                "hypermodel; pass no positional arguments to `search()`. "
+                f"Received: {len(args)} positional arguments"
+            )
+        kwargs.pop("initial_epoch", None)
+        config = self.recipe_config(hp, epochs=epochs)
+        try:
+            result = fit_image_classifier(
+                self.data, callbacks=callbacks,
+                verbose=2 if verbose == 2 else 0, **config)
+        except _TRIAL_ERRORS as e:
+            raise keras_tuner.errors.FailedTrialError(
+                f"Configuration failed: {type(e).__name__}: {e}") from e
+        metrics = dict(result.metrics)
+        if not result.history.get("loss"):
+            raise keras_tuner.errors.FailedTrialError("No epoch was run.")
+        for name in RECIPE_METRICS:
+            if name not in metrics and name in result.history:
+                metrics[name] = float(result.history[name][-1])
+        if self.objective not in metrics:
+            raise keras_tuner.errors.FailedTrialError(
+                f"The run reported no {self.objective!r}: {sorted(metrics)}")
+        for name in ("loss", "val_loss", self.objective):
+            value = metrics.get(name, 0.0)
+            if not math.isfinite(value):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Training diverged: {name}={value}")
+        metrics["epochs_run"] = float(len(result.history["loss"]))
+        return metrics
+

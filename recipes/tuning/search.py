@@ -1,0 +1,303 @@
+"""`tune_image_classifier`: search the image recipe with Keras Tuner."""
+
+import json
+import math
+import os
+
+import keras_tuner
+
+from callbacks._validation import check_choice, check_number
+from recipes import _training
+from recipes.data import make_pipeline
+from recipes.tuning import space as space_module
+from recipes.tuning.hypermodel import (
+    RECIPE_METRICS,
+    ImageClassifierHyperModel,
+)
+from recipes.tuning.tuners import (
+    TUNERS,
+    RecipeTuner,
+    atomic_write_json,
+    make_oracle,
+)
+
+_LR_FILE = "lr_range_test.json"
+# Learning-rate scale range once an LR range test has set the base rate.
+_NARROW_SCALE = (1 / 3, 3.0)
+
+
+class ResultsTable(list):
+    """Trials of a search as a list of dicts, in the order they started.
+
+    Each row has `trial_id`, `status`, `score` (the objective), `epochs_run`
+    and the trial's knob values.
+    """
+
+    def __init__(self, rows, objective):
+        super().__init__(rows)
+        self.objective = objective
+
+    def plot(self, ax=None):
+        """Plot the objective of each trial and the best so far.
+
+        Args:
+            ax: A matplotlib `Axes`. Defaults to `None` (a new figure).
+
+        Returns:
+            The `Axes`.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        scored = [(i, row["score"]) for i, row in enumerate(self)
+                  if row["score"] is not None]
+        if scored:
+            xs, ys = zip(*scored, strict=True)
+            pick = min if self.objective.endswith("loss") else max
+            best = [pick(ys[:i + 1]) for i in range(len(ys))]
+            ax.plot(xs, ys, "o", label="trial")
+            ax.step(xs, best, where="post", label="best so far")
+            ax.legend()
+        ax.set_xlabel("trial")
+        ax.set_ylabel(self.objective)
+        ax.set_title("Objective per trial")
+        return ax
+
+
+class TuningResult:
+    """What `tune_image_classifier` returns.
+
+    Attributes:
+        best_model: The best trial's trained model.
+        best_hyperparameters: Dict of `fit_image_classifier` keywords of
+            the best trial: `fit_image_classifier(data, **best)` re-trains
+            it.
+        best_hp: The best trial's `keras_tuner.HyperParameters`.
+        best_score: Its objective value.
+        table: `ResultsTable` of every trial (`.plot()`).
+        tuner: The Keras Tuner tuner (for `results_summary()` and more).
+    """
+
+    def __init__(self, best_model, best_hyperparameters, best_hp,
+                 best_score, table, tuner):
+        self.best_model = best_model
+        self.best_hyperparameters = best_hyperparameters
+        self.best_hp = best_hp
+        self.best_score = best_score
+        self.table = table
+        self.tuner = tuner
+
+    def plot(self, ax=None):
+        """Objective vs trial (see `ResultsTable.plot`)."""
+        return self.table.plot(ax)
+
+    def __repr__(self):
+        return (f"TuningResult({self.table.objective}="
+                f"{self.best_score:.4f}, trials={len(self.table)})")
+
+
+def _check_args(tuner, max_trials, max_epochs, objective, factor,
+                executions_per_trial):
+    check_choice("tuner", tuner, TUNERS)
+    check_number("max_trials", max_trials, low=1, integer=True,
+                 allow_none=tuner == "hyperband")
+    check_number("max_epochs", max_epochs, low=1, integer=True)
+    check_number("factor", factor, low=2, integer=True)
+    check_number("executions_per_trial", executions_per_trial, low=1,
+                 integer=True)
+    check_choice("objective", objective, RECIPE_METRICS)
+
+
+def tune_image_classifier(
+        data, tuner="hyperband", max_trials=10, max_epochs=10,
+        directory="tuning", project_name="image_classifier",
+        overwrite=False, objective="val_accuracy", space=None,
+        lr_range_test=False, factor=3, hyperband_iterations=1,
+        executions_per_trial=1, max_consecutive_failed_trials=3,
+        hyperparameters=None, callbacks=None, seed=0, verbose=0,
+        **recipe_kwargs):
+    """Search the whole image recipe with Keras Tuner; resumable.
+
+    Runs `ImageClassifierHyperModel` (optimizer, learning rate, schedule,
+    weight decay, dropout, label smoothing, augmentation, MixUp/CutMix,
+    fine-tune depth, batch size) under a Keras Tuner search, each trial a
+    call of `fit_image_classifier`. State files are written atomically, so
+    a search killed at any point resumes when called again with the same
+    `directory` and `project_name`: completed trials are kept, the running
+    one is retried, and the search stops at `max_trials`.
+
+    Distributed search: start the same call in several processes with
+    `KERASTUNER_TUNER_ID` (`"chief"` for one, `"tuner0"`, `"tuner1"`, ...
+    for the others), `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT`
+    set; the chief serves the oracle, the workers run trials. Only the
+    chief's call returns a `TuningResult` with every trial; workers return
+    when the oracle has no trials left.
+
+    Args:
+        data: Training images, any kind `fit_image_classifier` takes.
+        tuner: `"hyperband"`, `"bayesian"`, `"random"` or `"grid"`.
+            Defaults to `"hyperband"`.
+        max_trials: Most trials; for Hyperband, a cap on top of its brackets
+            (`None` for none). Defaults to `10`.
+        max_epochs: Epochs of each trial (Hyperband: of its longest runs).
+            Defaults to `10`.
+        directory: Where the search state lives. Defaults to `"tuning"`.
+        project_name: Sub-directory of this search. Defaults to
+            `"image_classifier"`.
+        overwrite: Whether to start over instead of resuming. Defaults to
+            `False`.
+        objective: `"val_accuracy"`, `"val_loss"`, `"accuracy"` or `"loss"`.
+            Defaults to `"val_accuracy"`.
+        space: Knob overrides (see `recipes.tuning.space`). Defaults to
+            `None`.
+        lr_range_test: Whether to set each optimizer's base learning rate
+            with an LR range test (Smith, 2017) before the search and
+            narrow `learning_rate_scale` to 1/3 to 3 around it. The rates
+            are saved with the search and reused on resume. Defaults to
+            `False`.
+        factor: Hyperband's reduction factor. Defaults to `3`.
+        hyperband_iterations: Hyperband iterations. Defaults to `1`.
+        executions_per_trial: Runs averaged per trial. Defaults to `1`.
+        max_consecutive_failed_trials: Failed trials in a row that end the
+            search. Defaults to `3`.
+        hyperparameters: `keras_tuner.HyperParameters` with knobs declared
+            beforehand (they take precedence). Defaults to `None`.
+        callbacks: Keras callbacks for every trial's training (copied per
+            trial by Keras Tuner). Defaults to `None`.
+        seed: Seed of the oracle and of every trial. Defaults to `0`.
+        verbose: 0 (silent), 1 (trial summaries) or 2 (also each
+            training). Defaults to `0`.
+        **recipe_kwargs: Fixed `fit_image_classifier` keywords
+            (`validation_data`, `backbone`, `weights`, ...).
+
+    Returns:
+        A `TuningResult`.
+
+    Raises:
+        ValueError: For an unknown tuner or objective, `max_trials` or
+            `max_epochs` below 1, an unknown knob, or bad data, before any
+            trial runs.
+
+    Example:
+
+    >>> from recipes.datasets import load_digits_8x8
+    >>> (x, y), val = load_digits_8x8()
+    >>> found = tune_image_classifier(
+    ...     (x, y), validation_data=val, tuner="random", max_trials=2,
+    ...     max_epochs=2, directory="/tmp/tune_doc", overwrite=True)
+    >>> len(found.table)
+    2
+
+    References:
+        - [Li et al., 2018 (Hyperband)](https://arxiv.org/abs/1603.06560)
+        - [Bergstra & Bengio, 2012](https://jmlr.org/papers/v13/bergstra12a.html)
+        - [Smith, 2017](https://arxiv.org/abs/1506.01186)
+    """
+    _check_args(tuner, max_trials, max_epochs, objective, factor,
+                executions_per_trial)
+    check_choice("verbose", verbose, (0, 1, 2))
+    if recipe_kwargs.get("seed") is None:
+        recipe_kwargs["seed"] = seed
+    hypermodel = ImageClassifierHyperModel(
+        data, space=space, objective=objective, **recipe_kwargs)
+    project_dir = os.path.join(os.fspath(directory), project_name)
+    if lr_range_test:
+        _set_base_learning_rates(hypermodel, project_dir, overwrite)
+    oracle = make_oracle(
+        tuner, objective=objective, max_trials=max_trials,
+        max_epochs=max_epochs, seed=seed, factor=factor,
+        hyperband_iterations=hyperband_iterations,
+        hyperparameters=hyperparameters,
+        max_consecutive_failed_trials=max_consecutive_failed_trials)
+    search = RecipeTuner(
+        oracle=oracle, hypermodel=hypermodel,
+        executions_per_trial=executions_per_trial, directory=directory,
+        project_name=project_name, overwrite=overwrite)
+    search.search(epochs=max_epochs, callbacks=list(callbacks or []),
+                  verbose=verbose)
+    if search.tuner_id != "chief" and "KERASTUNER_ORACLE_IP" in os.environ:
+        return None
+    return _result(search, hypermodel, max_epochs, objective)
+
+
+def _set_base_learning_rates(hypermodel, project_dir, overwrite):
+    path = os.path.join(project_dir, _LR_FILE)
+    if os.path.isfile(path) and not overwrite:
+        with open(path) as f:
+            hypermodel.base_learning_rates = json.load(f)
+    else:
+        hypermodel.base_learning_rates = find_base_learning_rates(hypermodel)
+        os.makedirs(project_dir, exist_ok=True)
+        atomic_write_json(path, hypermodel.base_learning_rates)
+    if "learning_rate_scale" not in hypermodel.space:
+        hypermodel.space["learning_rate_scale"] = _NARROW_SCALE
+
+
+def find_base_learning_rates(hypermodel):
+    """An LR range test per optimizer of the search space.
+
+    Each optimizer trains the model of the default configuration (fresh
+    weights) through `callbacks.find_learning_rate` on the training
+    pipeline; its suggestion becomes that optimizer's base learning rate.
+
+    Args:
+        hypermodel: An `ImageClassifierHyperModel`.
+
+    Returns:
+        Dict of optimizer name to learning rate.
+    """
+    import keras
+
+    hp = keras_tuner.HyperParameters()
+    config = hypermodel.recipe_config(hp)
+    spec = hypermodel.space.get("optimizer")
+    names = spec if isinstance(spec, list) else (
+        [config["optimizer"]] if spec is not None else list(
+            space_module.DEFAULT_SPACE["optimizer"].values))
+    images = hypermodel._images
+    train = make_pipeline(images.train, num_classes=images.num_classes,
+                          batch_size=config["batch_size"], training=True,
+                          num_examples=images.num_train,
+                          value_range=images.value_range,
+                          image_size=config.get("image_size"))
+    found = {}
+    for name in names:
+        keras.backend.clear_session()
+        model = hypermodel.build(hp)
+        model.compile(_training.make_optimizer(name, 1e-3, None),
+                      loss=keras.losses.CategoricalCrossentropy())
+        found[name], _ = _training.find_peak_learning_rate(model, train)
+    return found
+
+
+def _result(search, hypermodel, max_epochs, objective):
+    trials = search.oracle.trials
+    rows = []
+    for trial_id in search.oracle.start_order or sorted(trials):
+        trial = trials[trial_id]
+        values = {k: v for k, v in trial.hyperparameters.values.items()
+                  if not k.startswith("tuner/")}
+        epochs = trial.metrics.get_last_value("epochs_run") \
+            if trial.metrics.exists("epochs_run") else None
+        score = trial.score
+        rows.append({
+            "trial_id": trial.trial_id, "status": trial.status,
+            "score": None if score is None or not math.isfinite(score)
+            else float(score),
+            "epochs_run": None if epochs is None else int(epochs),
+            **values,
+        })
+    table = ResultsTable(rows, objective)
+    best_trials = search.oracle.get_best_trials(1)
+    if not best_trials:
+        raise RuntimeError(
+            "No trial of the search completed; see the trial errors in "
+            f"{search.project_dir}"
+        )
+    best = best_trials[0]
+    epochs = best.hyperparameters.values.get("tuner/epochs", max_epochs)
+    config = hypermodel.recipe_config(best.hyperparameters, epochs=epochs)
+    best_model = search.load_model(best)
+    return TuningResult(best_model, config, best.hyperparameters,
+                        best.score, table, search)

@@ -1,0 +1,143 @@
+"""The recipe's search space: one entry per knob, defaults documented.
+
+Each knob maps to `fit_image_classifier` keyword arguments. A user changes a
+knob through `space={name: spec}`:
+
+* a plain value fixes it (`hp.Fixed`);
+* a list searches those values (`hp.Choice`);
+* a `(low, high)` tuple searches a range (`hp.Float`, log-scaled for the
+  knobs whose default is log-scaled, `hp.Int` for integer knobs);
+* a callable `hp -> value` declares anything else with the `hp` it gets.
+
+Default search space (`DEFAULT_SPACE`):
+
+| knob | default range | recipe keyword |
+|---|---|---|
+| `optimizer` | adamw, nesterov, lion, radam | `optimizer` |
+| `learning_rate_scale` | 0.1 to 10, log | `learning_rate` = scale x base |
+| `schedule` | warmup_cosine, one_cycle, cyclical, constant | `schedule` |
+| `weight_decay` | 1e-4 to 0.1, log | `weight_decay` |
+| `dropout` | 0 to 0.5, step 0.1 | `dropout` |
+| `label_smoothing` | 0 to 0.2, step 0.05 | `label_smoothing` |
+| `augment` | none, default, randaugment | `augment` |
+| `mix` | none, mixup (alpha 0.2), cutmix (1.0) | `mixup`, `cutmix` |
+| `fine_tune_layers` | 0, 10, 30, 60 (pretrained only) | `fine_tune_layers` |
+| `batch_size` | 32, 64, 128 | `batch_size` |
+
+The base learning rate is the optimizer's registry default scaled to the
+batch size (square-root rule), or the LR range test's suggestion.
+"""
+
+import dataclasses
+import math
+
+from recipes import _training
+from recipes import optimizers as optimizer_registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """One dimension of the default search space.
+
+    Attributes:
+        name: Hyperparameter name.
+        kind: `"choice"`, `"float"` or `"int"`.
+        values: The choices, or `(low, high)` for ranges.
+        log: Whether a range is searched on a log scale.
+        step: Grid step of a range (a factor for log ranges).
+        default: The value a tuner tries first.
+    """
+
+    name: str
+    kind: str
+    values: tuple
+    log: bool = False
+    step: float | None = None
+    default: object = None
+
+
+MIXES = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "cutmix": (0.0, 1.0)}
+
+DEFAULT_SPACE = {
+    k.name: k for k in (
+        Knob("optimizer", "choice", ("adamw", "nesterov", "lion", "radam")),
+        Knob("learning_rate_scale", "float", (0.1, 10.0), log=True,
+             step=math.sqrt(10.0), default=1.0),
+        Knob("schedule", "choice", _training.SCHEDULES),
+        Knob("weight_decay", "float", (1e-4, 0.1), log=True, step=10.0,
+             default=0.01),
+        Knob("dropout", "float", (0.0, 0.5), step=0.1, default=0.2),
+        Knob("label_smoothing", "float", (0.0, 0.2), step=0.05,
+             default=0.1),
+        Knob("augment", "choice", ("none", "default", "randaugment")),
+        Knob("mix", "choice", tuple(MIXES)),
+        Knob("fine_tune_layers", "choice", (0, 10, 30, 60), default=30),
+        Knob("batch_size", "choice", (32, 64, 128), default=64),
+    )
+}
+# Knobs that only mean something for a pretrained backbone.
+PRETRAINED_ONLY = ("fine_tune_layers",)
+
+
+def check_space(space):
+    """Validate a user's `space` dict (names and range specs), before work.
+
+    Raises:
+        ValueError: For an unknown knob, a bad range or an optimizer the
+            registry does not know.
+    """
+    if space is None:
+        return {}
+    if not isinstance(space, dict):
+        raise TypeError(
+            "Argument `space` must be a dict of knob name to value, list, "
+            f"(low, high) tuple or callable. Received: space={space!r}"
+        )
+    for name, spec in space.items():
+        if name not in DEFAULT_SPACE:
+            raise ValueError(
+                f"Argument `space` has an unknown knob {name!r}; knobs are "
+                f"{sorted(DEFAULT_SPACE)}. Received: space={space!r}"
+            )
+        if isinstance(spec, list) and not spec:
+            raise ValueError(
+                f"Argument `space[{name!r}]` must be a non-empty list. "
+                f"Received: {spec!r}"
+            )
+        if isinstance(spec, tuple) and not (
+                len(spec) == 2 and all(isinstance(v, int | float)
+                                       for v in spec) and spec[0] < spec[1]):
+            raise ValueError(
+                f"Argument `space[{name!r}]` must be a (low, high) tuple "
+                f"with low < high. Received: {spec!r}"
+            )
+    optimizers = space.get("optimizer")
+    if optimizers is not None and not callable(optimizers):
+        for name in optimizers if isinstance(optimizers, list) else [
+                optimizers]:
+            optimizer_registry.get_info(name)
+    return dict(space)
+
+
+def declare(hp, knob, spec=None):
+    """Declare one knob on `hp` from the user's spec or its default."""
+    if callable(spec):
+        return spec(hp)
+    if spec is None:
+        if knob.kind == "choice":
+            return hp.Choice(knob.name, list(knob.values),
+                             default=knob.default)
+        low, high = knob.values
+        return hp.Float(knob.name, low, high, step=knob.step,
+                        sampling="log" if knob.log else "linear",
+                        default=knob.default)
+    if isinstance(spec, list):
+        return hp.Choice(knob.name, spec)
+    if isinstance(spec, tuple):
+        low, high = spec
+        if knob.kind == "int" or all(isinstance(v, int) for v in spec) \
+                and knob.kind == "choice":
+            return hp.Int(knob.name, low, high)
+        return hp.Float(knob.name, float(low), float(high),
+                        sampling="log" if knob.log else "linear")
+    return hp.Fixed(knob.name, spec)

@@ -1,0 +1,156 @@
+"""Keras Tuner tuners whose state files survive a crash mid-write.
+
+Keras Tuner writes `oracle.json`, each `trial_*/trial.json` and the tuner's
+own JSON in place: a process killed during a write leaves a truncated file
+that the next run cannot reload. The oracles and tuners here write the same
+JSON to a temporary file in the same directory, flush it to disk and rename
+it over the old one (`os.replace` is atomic on POSIX and Windows), so a file
+is always either the previous or the new state. They subclass Keras Tuner's
+classes and override only their save methods.
+
+On reload Keras Tuner resumes the search: completed trials are kept, the
+trial that was running is retried under its own id, and the search stops
+at `max_trials`.
+"""
+
+import json
+import os
+
+import keras_tuner
+from keras_tuner import oracles
+from keras_tuner.engine.trial import TrialStatus
+
+from callbacks._validation import check_choice
+
+TUNERS = ("hyperband", "bayesian", "random", "grid")
+
+
+def atomic_write_json(path, state):
+    """Write `state` as JSON to `path` atomically (write, fsync, rename).
+
+    Args:
+        path: Destination file (its directory must exist).
+        state: A JSON-serializable object.
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicStateOracle:
+    """Mixin: an oracle with atomic state files and exact resume.
+
+    Besides writing `oracle.json` and `trial.json` atomically, `reload`
+    reconciles the two files, whose writes a kill can separate. Keras Tuner
+    writes a new trial's `trial.json` before `oracle.json` lists it as
+    running (a kill between them would lose the trial), and ends a trial by
+    saving `oracle.json` while it is still listed as running (a kill after
+    that would run the completed trial again). A trial's own file is
+    written first in both cases, so its status decides: running trials are
+    retried, finished ones are not.
+    """
+
+    def reload(self):
+        super().reload()
+        finished = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+        self._retry_queue = [
+            trial_id for trial_id in self._retry_queue
+            if self.trials[trial_id].status not in finished]
+        for trial_id in sorted(self.trials):
+            status = self.trials[trial_id].status
+            if trial_id not in self.start_order:
+                self.start_order.append(trial_id)
+            if status in finished and trial_id not in self.end_order:
+                self.end_order.append(trial_id)
+            if (status == TrialStatus.RUNNING
+                    and trial_id not in self._retry_queue):
+                self._retry_queue.append(trial_id)
+
+    def save(self):
+        atomic_write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id),
+                            "trial.json")
+        atomic_write_json(path, trial.get_state())
+
+
+class AtomicRandomSearchOracle(AtomicStateOracle,
+                               oracles.RandomSearchOracle):
+    """`RandomSearchOracle` with crash-safe state files."""
+
+
+class AtomicBayesianOptimizationOracle(AtomicStateOracle,
+                                       oracles.BayesianOptimizationOracle):
+    """`BayesianOptimizationOracle` with crash-safe state files."""
+
+
+class AtomicHyperbandOracle(AtomicStateOracle, oracles.HyperbandOracle):
+    """`HyperbandOracle` with crash-safe state files."""
+
+
+class AtomicGridSearchOracle(AtomicStateOracle, oracles.GridSearchOracle):
+    """`GridSearchOracle` with crash-safe state files."""
+
+
+class RecipeTuner(keras_tuner.Tuner):
+    """A `keras_tuner.Tuner` whose own state file is written atomically.
+
+    Epochs per trial come from `search(epochs=...)`, or from the Hyperband
+    bracket (`tuner/epochs`) when the oracle is a Hyperband oracle; each
+    trial trains from scratch (the recipe builds its own model).
+    """
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = trial.hyperparameters.values
+        if "tuner/epochs" in values:
+            kwargs["epochs"] = values["tuner/epochs"]
+        return super().run_trial(trial, *args, **kwargs)
+
+    def save(self):
+        if isinstance(self.oracle, AtomicStateOracle):
+            self.oracle.save()
+        atomic_write_json(
+            os.path.join(self.project_dir, f"{self.tuner_id}.json"),
+            self.get_state())
+
+
+def make_oracle(tuner, *, objective, max_trials, max_epochs, seed,
+                factor=3, hyperband_iterations=1, hyperparameters=None,
+                max_consecutive_failed_trials=3):
+    """The crash-safe oracle of a tuner kind.
+
+    Args:
+        tuner: `"hyperband"`, `"bayesian"`, `"random"` or `"grid"`.
+        objective: Objective name or `keras_tuner.Objective`.
+        max_trials: Most trials (Hyperband: a cap on top of its brackets).
+        max_epochs: Hyperband's largest epoch budget per trial.
+        seed: Random seed of the oracle.
+        factor: Hyperband's reduction factor. Defaults to `3`.
+        hyperband_iterations: Hyperband iterations. Defaults to `1`.
+        hyperparameters: Predefined `HyperParameters` (user ranges).
+            Defaults to `None`.
+        max_consecutive_failed_trials: Failed trials in a row that end the
+            search. Defaults to `3`.
+
+    Returns:
+        A Keras Tuner oracle.
+    """
+    check_choice("tuner", tuner, TUNERS)
+    common = dict(objective=objective, seed=seed,
+                  hyperparameters=hyperparameters,
+                  max_consecutive_failed_trials=max_consecutive_failed_trials)
+    if tuner == "hyperband":
+        oracle = AtomicHyperbandOracle(
+            max_epochs=max_epochs, factor=factor,
+            hyperband_iterations=hyperband_iterations, **common)
+        oracle.max_trials = max_trials
+        return oracle
+    cls = {"bayesian": AtomicBayesianOptimizationOracle,
+           "random": AtomicRandomSearchOracle,
+           "grid": AtomicGridSearchOracle}[tuner]
+    return cls(max_trials=max_trials, **common)

@@ -1,0 +1,124 @@
+"""`tune` command: `python -m recipes tune DATA --tuner hyperband ...`.
+
+`register(subparsers)` adds the command to the `python -m recipes` parser
+(`recipes.cli.build_parser`); `python -m recipes.tuning_cli tune ...` runs
+it on its own. It searches the image recipe with `tune_image_classifier`
+and prints the results table and the best configuration.
+
+Example:
+
+```bash
+python -m recipes tune digits.npz --tuner hyperband --max-epochs 9 \\
+    --directory runs/tuning --fix optimizer=adamw --save-model best.keras
+```
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from recipes import cli
+from recipes.tuning.search import tune_image_classifier
+from recipes.tuning.space import DEFAULT_SPACE
+from recipes.tuning.tuners import TUNERS
+
+
+def _knob(text):
+    """`NAME=VALUE` or `NAME=V1,V2,...` with JSON-ish values."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in DEFAULT_SPACE:
+        raise argparse.ArgumentTypeError(
+            f"expected KNOB=VALUE with KNOB one of {sorted(DEFAULT_SPACE)}, "
+            f"got {text!r}")
+    values = [_parse(v) for v in value.split(",")]
+    return name, values[0] if len(values) == 1 else values
+
+
+def _parse(value):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def register(subparsers):
+    """Add the `tune` command to a `python -m recipes` sub-parser set."""
+    parser = subparsers.add_parser(
+        "tune", help="search the image recipe's hyperparameters",
+        description="Search the whole image recipe (optimizer, learning "
+        "rate, schedule, regularization, augmentation, batch size) with "
+        "Keras Tuner; resumes a search found in --directory.")
+    parser.add_argument(
+        "data", help="a directory of class sub-folders, a TensorFlow "
+        "Datasets name, or a .npz file with arrays x and y")
+    parser.add_argument("--validation-data", default=None)
+    parser.add_argument("--validation-split", type=float, default=0.2)
+    parser.add_argument("--tuner", default="hyperband", choices=TUNERS)
+    parser.add_argument("--max-trials", type=int, default=10)
+    parser.add_argument("--max-epochs", type=int, default=10)
+    parser.add_argument("--directory", default="tuning")
+    parser.add_argument("--project-name", default="image_classifier")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over instead of resuming")
+    parser.add_argument("--objective", default="val_accuracy")
+    parser.add_argument(
+        "--fix", type=_knob, action="append", default=[],
+        metavar="KNOB=VALUE[,VALUE...]",
+        help="fix a knob, or search a list of values; knobs: "
+        + ", ".join(DEFAULT_SPACE))
+    parser.add_argument("--lr-range-test", action="store_true",
+                        help="set base learning rates with an LR range test")
+    parser.add_argument("--backbone", default="auto")
+    parser.add_argument("--weights", type=cli._none_or, default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-model", default=None,
+                        help="save the best model to this .keras file")
+    parser.set_defaults(run=_run_tune)
+    return parser
+
+
+def _run_tune(args):
+    result = tune_image_classifier(
+        cli._images(args.data),
+        validation_data=cli._images(args.validation_data),
+        validation_split=args.validation_split, tuner=args.tuner,
+        max_trials=args.max_trials, max_epochs=args.max_epochs,
+        directory=args.directory, project_name=args.project_name,
+        overwrite=args.overwrite, objective=args.objective,
+        space=dict(args.fix), lr_range_test=args.lr_range_test,
+        backbone=args.backbone, weights=args.weights, seed=args.seed)
+    if result is None:
+        return [("worker", "finished")]
+    rows = [(f"trial {row['trial_id']}",
+             f"{row['status']:<9} score={row['score']} "
+             f"epochs={row['epochs_run']}") for row in result.table]
+    rows.append((f"best {result.table.objective}",
+                 f"{result.best_score:.4f}"))
+    rows += [(f"best {name}", value)
+             for name, value in result.best_hyperparameters.items()
+             if name not in ("validation_data",)]
+    if args.save_model:
+        result.best_model.save(args.save_model)
+        rows.append(("saved", args.save_model))
+    return rows
+
+
+def main(argv=None):
+    """Run `tune` on its own; same exit codes as `recipes.cli.main`."""
+    parser = argparse.ArgumentParser(prog="python -m recipes.tuning_cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    try:
+        rows = args.run(args)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
+    rows.append(("wall time", f"{time.monotonic() - start:.1f} s"))
+    print(cli.format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+import json
+import os
+import re
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from recipes import optimizers
+from recipes.image_classifier import fit_image_classifier
+from recipes.tuning import (
+    DEFAULT_SPACE,
+    ImageClassifierHyperModel,
+    atomic_write_json,
+    make_oracle,
+    tune_image_classifier,
+)
+from recipes.tuning import space as space_module
+
+TRAIN, VALIDATION = 600, 200
+
+
+@pytest.fixture(scope="module")
+def small(mnist_5k):
+    (x, y), (xv, yv) = mnist_5k
+    return (x[:TRAIN], y[:TRAIN]), (xv[:VALIDATION], yv[:VALIDATION])
+
+
+def documented_knobs():
+    """Knob names from the table in `recipes.tuning.space`'s docstring."""
+    return re.findall(r"^\| `(\w+)` \|", space_module.__doc__, re.M)
+
+
+def test_search_space_holds_the_documented_knobs(small):
+    train, val = small
+    hp = keras_tuner.HyperParameters()
+    # A pretrained registry backbone: fine-tune depth is a knob (declaring
+    # the space builds nothing, so no weights are downloaded).
+    ImageClassifierHyperModel(train, validation_data=val,
+                              backbone="mobilenet_v3_small").declare(hp)
+    assert sorted(hp.values) == sorted(documented_knobs())
+    assert len(documented_knobs()) == 10
+    names = {p.name: p for p in hp.space}
+    assert set(names["optimizer"].values) <= set(
+        optimizers.list_optimizers())
+    assert set(names["schedule"].values) == {
+        "constant", "warmup_cosine", "one_cycle", "cyclical"}
+    assert names["learning_rate_scale"].sampling == "log"
+    assert names["weight_decay"].sampling == "log"
+    # Trained from scratch: no fine-tune depth to search.
+    hp = keras_tuner.HyperParameters()
+    ImageClassifierHyperModel(train, validation_data=val).declare(hp)
+    assert "fine_tune_layers" not in hp.values
+
+
+def test_user_fixes_knobs_and_passes_ranges(small):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(
+        train, validation_data=val,
+        space={"optimizer": "lion", "dropout": [0.1, 0.3],
+               "weight_decay": (1e-3, 1e-2),
+               "batch_size": lambda hp: hp.Fixed("batch_size", 16)})
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare(hp)
+    space = {p.name: p for p in hp.space}
+    assert isinstance(space["optimizer"], keras_tuner.engine
+                      .hyperparameters.Fixed)
+    assert space["dropout"].values == [0.1, 0.3]
+    assert (space["weight_decay"].min_value,
+            space["weight_decay"].max_value) == (1e-3, 1e-2)
+    assert space["weight_decay"].sampling == "log"
+    assert hp.values["batch_size"] == 16
+
+
+def test_recipe_config_maps_knobs_to_recipe_keywords(small):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(train, validation_data=val,
+                                           seed=3)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare(hp)
+    hp.values.update(optimizer="lion", learning_rate_scale=2.0,
+                     batch_size=128, mix="cutmix", dropout=0.3)
+    config = hypermodel.recipe_config(hp, epochs=4)
+    # Registry default for lion moved from batch 32 to 128 by the
+    # square-root rule (x2), then scaled by 2.
+    base = optimizers.get_info("lion").default_learning_rate
+    assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0)
+    assert (config["mixup"], config["cutmix"]) == (0.0, 1.0)
+    assert config["epochs"] == 4 and config["seed"] == 3
+    assert config["optimizer"] == "lion" and config["dropout"] == 0.3
+    assert config["backbone"] == "small_cnn"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tuner": "annealing"}, "tuner"),
+    ({"max_trials": 0}, "max_trials"),
+    ({"max_trials": -2}, "max_trials"),
+    ({"max_epochs": 0}, "max_epochs"),
+    ({"objective": "val_auc"}, "objective"),
+    ({"space": {"momentum": [0.9]}}, "momentum"),
+    ({"space": {"optimizer": ["adamw", "adamm"]}}, "adamm"),
+    ({"space": {"dropout": (0.5, 0.1)}}, "dropout"),
+    ({"validation_split": 0.0, "validation_data": None}, "objective"),
+    ({"learning_rate": 0.1}, "learning_rate"),
+])
+def test_bad_arguments_fail_before_any_trial(small, tmp_path, kwargs,
+                                             match):
+    train, val = small
+    args = dict(validation_data=val, tuner="random", max_trials=2,
+                max_epochs=1, directory=tmp_path / "search")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        tune_image_classifier(train, **args)
+    assert not (tmp_path / "search").exists()
+
+
+def test_keras_model_backbone_is_refused(small):
+    train, val = small
+    with pytest.raises(TypeError, match="backbone"):
+        ImageClassifierHyperModel(train, validation_data=val,
+                                  backbone=keras.Sequential([]))
+
+
+def test_diverging_configuration_is_a_failed_trial(small):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(
+        train, validation_data=val,
+        space={"optimizer": "sgd", "learning_rate_scale": 1e30,
+               "schedule": "constant", "augment": "none"})
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    with pytest.raises(keras_tuner.errors.FailedTrialError,
+                       match="diverged"):
+        hypermodel.fit(hp, model, epochs=1)
+
+
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path):
+    path = tmp_path / "oracle.json"
+    atomic_write_json(path, {"trials": [1, 2]})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"trials": [object()]})
+    assert json.loads(path.read_text()) == {"trials": [1, 2]}
+
+
+def _oracle(directory, max_trials):
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = make_oracle("random", objective="val_accuracy",
+                         max_trials=max_trials, max_epochs=1, seed=0,
+                         hyperparameters=hp)
+    oracle._set_project_dir(directory, "search")
+    return oracle
+
+
+def _finish(oracle, trial):
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 1.0})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def test_trial_started_but_not_in_oracle_state_is_retried(tmp_path):
+    # The oracle.json saved when trial 0 ended still lists trial 0 as
+    # running (Keras Tuner pops it after saving); putting it back after
+    # trial 1 started mimics a kill between trial 1's trial.json and
+    # oracle.json writes. Resuming must not rerun 0 and must retry 1.
+    oracle = _oracle(tmp_path, 3)
+    _finish(oracle, oracle.create_trial("tuner0"))
+    state = (tmp_path / "search" / "oracle.json").read_text()
+    started = oracle.create_trial("tuner0")
+    (tmp_path / "search" / "oracle.json").write_text(state)
+
+    resumed = _oracle(tmp_path, 3)
+    resumed.reload()
+    retried = resumed.create_trial("tuner0")
+    assert retried.trial_id == started.trial_id == "1"
+    assert retried.hyperparameters.values == started.hyperparameters.values
+    _finish(resumed, retried)
+    _finish(resumed, resumed.create_trial("tuner0"))
+    assert resumed.create_trial("tuner0").status == "STOPPED"
+    assert sorted(resumed.trials) == ["0", "1", "2"]
+    assert all(t.status == "COMPLETED" for t in resumed.trials.values())
+
+
+def _check_search(result, val, max_trials):
+    table = result.table
+    assert 1 <= len(table) <= max_trials
+    scores = [row["score"] for row in table if row["status"] == "COMPLETED"]
+    assert scores and all(0.0 <= s <= 1.0 for s in scores)
+    assert result.best_score == pytest.approx(max(scores))
+    # The best model is the best trial's trained model: its accuracy on the
+    # validation images is the trial's score.
+    xv, yv = val
+    predicted = result.best_model.predict(xv, verbose=0).argmax(-1)
+    assert np.mean(predicted == yv) == pytest.approx(result.best_score,
+                                                     abs=1e-6)
+    for row in table:
+        assert set(DEFAULT_SPACE) - {"fine_tune_layers"} <= set(row)
+
+
+@pytest.mark.slow
+# The grid tuner runs in test_failed_trials_do_not_stop_the_search.
+@pytest.mark.parametrize("tuner", ["random", "bayesian"])
+def test_each_tuner_searches_real_mnist(small, tmp_path, tuner):
+    train, val = small
+    result = tune_image_classifier(
+        train, validation_data=val, tuner=tuner, max_trials=2,
+        max_epochs=1, directory=tmp_path, space={"augment": "none"})
+    _check_search(result, val, 2)
+    assert len(result.table) == 2
+    assert all(row["epochs_run"] == 1 for row in result.table)
+    axes = result.plot()
+    assert axes.get_ylabel() == "val_accuracy"
+    if tuner == "random":
+        # The best configuration is a set of recipe keywords: the recipe
+        # re-trains it as searched.
+        best = result.best_hyperparameters
+        refit = fit_image_classifier(train, verbose=0, **best)
+        values = result.best_hp.values
+        assert refit.config["optimizer"] == values["optimizer"]
+        assert refit.config["batch_size"] == values["batch_size"]
+        assert refit.config["learning_rate"] == pytest.approx(
+            best["learning_rate"])
+        assert refit.config["epochs_run"] == 1
+        assert 0.0 < refit.metrics["val_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_hyperband_promotes_the_better_configuration(small, tmp_path):
+    train, val = small
+    result = tune_image_classifier(
+        train, validation_data=val, tuner="hyperband", max_trials=3,
+        max_epochs=2, factor=2, directory=tmp_path,
+        space={"augment": "none", "batch_size": 64},
+        early_stopping=False)
+    _check_search(result, val, 3)
+    table = result.table
+    # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
+    # two configurations for 1 epoch, then trains the better one for 2.
+    assert [row["epochs_run"] for row in table] == [1, 1, 2]
+    best = max(row["score"] for row in table[:2])
+
+    def knobs(row):
+        return {k: row[k] for k in DEFAULT_SPACE if k in row}
+
+    assert knobs(table[2]) in [knobs(row) for row in table[:2]
+                               if row["score"] == best]
+
+
+@pytest.mark.slow
+def test_failed_trials_do_not_stop_the_search(small, tmp_path):
+    train, val = small
+    result = tune_image_classifier(
+        train, validation_data=val, tuner="grid", max_trials=2,
+        max_epochs=1, directory=tmp_path,
+        space={"optimizer": "adamw", "learning_rate_scale": 1.0,
+               "schedule": "constant", "weight_decay": 1e-4,
+               "dropout": 0.0, "augment": "none", "mix": "none",
+               "batch_size": 64,
+               # The recipe refuses label smoothing >= 1: that trial fails.
+               "label_smoothing": [1.5, 0.0]})
+    statuses = [row["status"] for row in result.table]
+    assert statuses == ["FAILED", "COMPLETED"]
+    assert result.best_hp.values["label_smoothing"] == 0.0
+
+
+@pytest.mark.slow
+def test_resume_without_overwrite_reuses_the_project(small, tmp_path):
+    train, val = small
+    first = tune_image_classifier(
+        train, validation_data=val, tuner="random", max_trials=1,
+        max_epochs=1, directory=tmp_path, space={"augment": "none"})
+    trial_file = tmp_path / "image_classifier" / "trial_0" / "trial.json"
+    stamp = os.stat(trial_file).st_mtime_ns
+    again = tune_image_classifier(
+        train, validation_data=val, tuner="random", max_trials=1,
+        max_epochs=1, directory=tmp_path, space={"augment": "none"})
+    assert os.stat(trial_file).st_mtime_ns == stamp
+    assert list(again.table) == list(first.table)
+
+
+@pytest.mark.slow
+def test_lr_range_test_sets_the_base_rate_and_is_reused(small, tmp_path):
+    train, val = small
+    args = dict(validation_data=val, tuner="random", max_trials=1,
+                max_epochs=1, directory=tmp_path, lr_range_test=True,
+                space={"optimizer": "adamw", "augment": "none"})
+    result = tune_image_classifier(train, **args)
+    path = tmp_path / "image_classifier" / "lr_range_test.json"
+    base = json.loads(path.read_text())
+    assert list(base) == ["adamw"] and 1e-6 < base["adamw"] < 1.0
+    scale = result.best_hp.values["learning_rate_scale"]
+    assert 1 / 3 <= scale <= 3.0
+    assert result.best_hyperparameters["learning_rate"] == pytest.approx(
+        scale * base["adamw"])
+    stamp = os.stat(path).st_mtime_ns
+    tune_image_classifier(train, **args)
+    assert os.stat(path).st_mtime_ns == stamp
