@@ -173,6 +173,10 @@ def build_parser():
         description="keras-recipes: training recipes for Keras 3.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_fit_image_classifier(subparsers)
+    # Imported here: the tuning command builds on this module's helpers.
+    from recipes.tuning_cli import register as add_tune
+
+    add_tune(subparsers)
     return parser
 
 
