@@ -1,0 +1,162 @@
+"""Gradient centralization and adaptive gradient clipping for any optimizer."""
+
+from keras import ops
+
+from callbacks._api import register
+from callbacks._validation import check_number
+from recipes.optimizers._wrapper import WrapperOptimizer
+
+
+def _fan_in_axes(variable):
+    # Keras kernels keep output units on the last axis (Dense: (in, out),
+    # Conv2D: (kh, kw, in, out)); every other axis is the unit's fan-in.
+    return tuple(range(len(variable.shape) - 1))
+
+
+def centralize_gradient(gradient, variable):
+    """Subtract, per output unit, the mean of a kernel's gradient.
+
+    Variables of rank <= 1 (biases, normalization parameters) are returned
+    unchanged, as in the paper.
+
+    Args:
+        gradient: The gradient tensor.
+        variable: The variable it belongs to.
+
+    Returns:
+        The centralized gradient.
+
+    References:
+        - [Yong et al., 2020](https://arxiv.org/abs/2004.01461).
+    """
+    if len(variable.shape) <= 1:
+        return gradient
+    mean = ops.mean(gradient, axis=_fan_in_axes(variable), keepdims=True)
+    return gradient - mean
+
+
+def _unitwise_norm(x, variable):
+    if len(variable.shape) <= 1:
+        return ops.abs(x)
+    return ops.sqrt(
+        ops.sum(ops.square(x), axis=_fan_in_axes(variable), keepdims=True)
+    )
+
+
+def adaptive_clip_gradient(gradient, variable, clip_factor, eps=1e-3):
+    """Clip each unit's gradient to `clip_factor` times its weight norm.
+
+    For each output unit `i`, with `W_i` its weights and `G_i` their gradient,
+    when `||G_i|| / max(||W_i||, eps) > clip_factor` the gradient becomes
+    `clip_factor * max(||W_i||, eps) / ||G_i|| * G_i`.
+
+    Args:
+        gradient: The gradient tensor.
+        variable: The variable it belongs to.
+        clip_factor: The paper's `lambda`, > 0.
+        eps: Floor of the weight norm, so units initialised at zero can
+            move. Defaults to `1e-3`.
+
+    Returns:
+        The clipped gradient.
+
+    References:
+        - [Brock et al., 2021](https://arxiv.org/abs/2102.06171),
+          Section 4.1.
+    """
+    w_norm = ops.maximum(_unitwise_norm(variable, variable), eps)
+    g_norm = _unitwise_norm(gradient, variable)
+    max_norm = clip_factor * w_norm
+    scale = max_norm / ops.maximum(g_norm, 1e-6)
+    return ops.where(g_norm > max_norm, gradient * scale, gradient)
+
+
+@register
+class GradientTransform(WrapperOptimizer):
+    """Apply gradient centralization and/or adaptive clipping, then step.
+
+    Wraps any Keras optimizer: the gradients are transformed per variable
+    (centralization first, then clipping) and handed to the wrapped
+    optimizer's `apply`, which then applies its own clipping, weight decay
+    and update. Under a `tf.distribute` strategy the transform runs on each
+    replica's gradient before the all-reduce (as Keras's `clipnorm` does);
+    centralization is linear so it is unaffected, adaptive clipping then
+    acts on per-replica gradients.
+
+    Args:
+        optimizer: The `keras.optimizers.Optimizer` instance to wrap.
+        agc_clip_factor: The adaptive clipping factor `lambda` (e.g. `0.01`
+            to `0.16`), or `None` for no clipping. Defaults to `None`.
+        agc_eps: Floor of the unit weight norm. Defaults to `1e-3`.
+        gradient_centralization: Whether to centralize the gradients of
+            kernels (rank >= 2). Defaults to `False`.
+        name: Name of the wrapper. Defaults to `"gradient_transform"`.
+
+    Raises:
+        TypeError: If `optimizer` is not a Keras optimizer.
+        ValueError: If an argument is out of range.
+
+    Example:
+
+    >>> import keras
+    >>> opt = GradientTransform(keras.optimizers.SGD(0.1, momentum=0.9),
+    ...                         agc_clip_factor=0.01,
+    ...                         gradient_centralization=True)
+    >>> w = keras.Variable([[1.0, 2.0], [3.0, 4.0]])
+    >>> opt.apply([keras.ops.ones((2, 2))], [w])
+
+    References:
+        - [Yong et al., 2020](https://arxiv.org/abs/2004.01461),
+          gradient centralization.
+        - [Brock et al., 2021](https://arxiv.org/abs/2102.06171),
+          adaptive gradient clipping.
+    """
+
+    def __init__(self, optimizer, agc_clip_factor=None, agc_eps=1e-3,
+                 gradient_centralization=False, name="gradient_transform",
+                 **kwargs):
+        agc_clip_factor = check_number(
+            "agc_clip_factor", agc_clip_factor, low=0.0, low_inclusive=False,
+            allow_none=True,
+        )
+        agc_eps = float(
+            check_number("agc_eps", agc_eps, low=0.0, low_inclusive=False)
+        )
+        super().__init__(optimizer, name=name, **kwargs)
+        self.agc_clip_factor = agc_clip_factor
+        self.agc_eps = agc_eps
+        self.gradient_centralization = bool(gradient_centralization)
+
+    def transform(self, gradient, variable):
+        """The transformed gradient of one variable (`None` passes)."""
+        if gradient is None:
+            return None
+        # Sparse (embedding) gradients become dense: both rules need the
+        # whole unit.
+        gradient = ops.convert_to_tensor(gradient)
+        if self.gradient_centralization:
+            gradient = centralize_gradient(gradient, variable)
+        if self.agc_clip_factor is not None:
+            gradient = adaptive_clip_gradient(
+                gradient, variable, self.agc_clip_factor, self.agc_eps
+            )
+        return gradient
+
+    def apply(self, grads, trainable_variables=None):
+        variables = self._build_for(trainable_variables)
+        grads = [
+            self.transform(g, v)
+            for g, v in zip(grads, variables, strict=True)
+        ]
+        self.inner_optimizer.apply(grads, trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "agc_clip_factor": self.agc_clip_factor,
+                "agc_eps": self.agc_eps,
+                "gradient_centralization": self.gradient_centralization,
+            }
+        )
+        return config

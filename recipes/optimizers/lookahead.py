@@ -1,0 +1,128 @@
+"""Lookahead: slow weights that follow any optimizer's fast weights."""
+
+import tensorflow as tf
+from keras import ops
+
+from callbacks._api import register
+from callbacks._validation import check_number
+from recipes.optimizers._wrapper import WrapperOptimizer
+
+
+@register
+class Lookahead(WrapperOptimizer):
+    """Lookahead: k fast steps forward, then one step back towards them.
+
+    The wrapped ("fast") optimizer updates the weights as usual. Every
+    `sync_period` of its steps, the slow weights `phi` move a fraction
+    `slow_step_size` of the way towards the fast weights `theta` and the fast
+    weights restart from there:
+
+    ```
+    phi = phi + slow_step_size * (theta - phi)
+    theta = phi
+    ```
+
+    The slow weights are optimizer variables, initialised from the model's
+    weights when the optimizer is built, and are saved and restored with the
+    model together with the wrapped optimizer's slots. Learning rate, step
+    counter, clipping, weight decay, EMA and gradient accumulation are the
+    wrapped optimizer's (the sync counts its real updates). Works inside
+    `model.fit` under `tf.distribute` strategies.
+
+    Args:
+        optimizer: The `keras.optimizers.Optimizer` instance to wrap.
+        sync_period: Number of fast steps `k` between two syncs, >= 1.
+            Defaults to `5`.
+        slow_step_size: The slow step `alpha` in (0, 1]. Defaults to `0.5`.
+        name: Name of the wrapper. Defaults to `"lookahead"`.
+
+    Raises:
+        TypeError: If `optimizer` is not a Keras optimizer.
+        ValueError: If an argument is out of range.
+
+    Example:
+
+    >>> import keras
+    >>> opt = Lookahead(keras.optimizers.Adam(1e-3), sync_period=5,
+    ...                 slow_step_size=0.5)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer=opt, loss="mse")
+
+    References:
+        - [Zhang et al., 2019](https://arxiv.org/abs/1907.08610),
+          Algorithm 1.
+    """
+
+    def __init__(self, optimizer, sync_period=5, slow_step_size=0.5,
+                 name="lookahead", **kwargs):
+        sync_period = check_number(
+            "sync_period", sync_period, low=1, integer=True
+        )
+        slow_step_size = float(
+            check_number("slow_step_size", slow_step_size, low=0.0,
+                         high=1.0, low_inclusive=False)
+        )
+        super().__init__(optimizer, name=name, **kwargs)
+        self.sync_period = sync_period
+        self.slow_step_size = slow_step_size
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # Reading the model variable in the initializer starts phi at theta_0
+        # even when the first build happens inside a traced function.
+        self._slow_weights = [
+            self.add_variable_from_reference(
+                v, name="slow", initializer=_copy_of(v)
+            )
+            for v in var_list
+        ]
+
+    def apply(self, grads, trainable_variables=None):
+        variables = self._build_for(trainable_variables)
+        self.inner_optimizer.apply(grads, trainable_variables)
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            self._sync(tf.distribute.get_strategy(), variables)
+        else:
+            context.merge_call(self._sync, args=(variables,))
+
+    def _sync(self, distribution, variables):
+        for variable in variables:
+            slow = self._slow_weights[self._get_variable_index(variable)]
+            distribution.extended.update(
+                variable.value, self._sync_one, args=(slow.value,),
+                group=False,
+            )
+
+    def _sync_one(self, fast, slow):
+        # Runs once per device copy; the step counter is read there too.
+        due = ops.equal(
+            ops.mod(self.inner_optimizer.iterations, self.sync_period), 0
+        )
+
+        def sync():
+            new_slow = slow + self.slow_step_size * (fast - slow)
+            slow.assign(new_slow)
+            fast.assign(new_slow)
+            return 0
+
+        ops.cond(due, sync, lambda: 0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sync_period": self.sync_period,
+                "slow_step_size": self.slow_step_size,
+            }
+        )
+        return config
+
+
+def _copy_of(variable):
+    def initializer(shape, dtype=None):
+        return ops.cast(ops.convert_to_tensor(variable), dtype)
+
+    return initializer
