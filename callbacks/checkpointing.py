@@ -55,7 +55,7 @@ def is_chief():
 
 
 def _checkpoint_paths(directory):
-    """Checkpoint files in `directory`, newest (highest step) first."""
+    """Checkpoint files in `directory`, newest (highest number) first."""
     if not os.path.isdir(directory):
         return []
     names = [n for n in os.listdir(directory) if _NAME.match(n)]
@@ -183,8 +183,8 @@ class Checkpointing(keras.callbacks.Callback):
     `seed` and `reshuffle_each_iteration=False`; a reshuffling pipeline
     restarts its shuffle sequence in a new process).
 
-    Checkpoints are single `.npz` files (no pickles) named by optimizer
-    step, written to a temporary file, synced and renamed over, so a crash
+    Checkpoints are single `.npz` files (no pickles) numbered in save
+    order, written to a temporary file, synced and renamed over, so a crash
     never leaves a half-written checkpoint under a checkpoint name. The
     newest `keep` are kept; a truncated or corrupt newest checkpoint is
     skipped with a warning in favour of the previous one. A state holding
@@ -301,7 +301,16 @@ class Checkpointing(keras.callbacks.Callback):
                   for i, a in enumerate(values[g])}
         arrays["meta"] = np.array(json.dumps(meta))
         os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"{_PREFIX}{step:012d}{_SUFFIX}")
+        # Files are numbered by save, not by optimizer step: a rollback
+        # (DivergenceGuard) lowers the step, yet its save is the newest.
+        existing = _checkpoint_paths(self.directory)
+        number = 1 + (
+            int(_NAME.match(os.path.basename(existing[0])).group(1))
+            if existing else 0
+        )
+        path = os.path.join(
+            self.directory, f"{_PREFIX}{number:012d}{_SUFFIX}"
+        )
         _write_atomically(path, arrays)
         for old in _checkpoint_paths(self.directory)[self.keep:]:
             os.remove(old)
@@ -367,7 +376,8 @@ class Checkpointing(keras.callbacks.Callback):
             remaining[0] -= per_call
             if remaining[0] <= 0:
                 model.train_function = real
-            return model.get_metrics_result()
+            # No step ran, so there is no loss to report for these batches.
+            return {}
 
         model.train_function = skip
 

@@ -1,0 +1,354 @@
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from callbacks.checkpointing import (
+    Checkpointing,
+    checkpoint_status,
+    is_chief,
+    latest_checkpoint,
+)
+
+WORKER = os.path.join(os.path.dirname(__file__), "_resume_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+class CrashAt(keras.callbacks.Callback):
+    """Raise after optimizer step `step`, like a crash of the process."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt(f"crash at step {self.step}")
+
+
+class CountSteps(keras.callbacks.Callback):
+    """Optimizer steps actually computed in this `fit` call."""
+
+    def on_train_begin(self, logs=None):
+        self.start = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_end(self, logs=None):
+        self.computed = int(self.model.optimizer.iterations.numpy()) - (
+            self.start
+        )
+
+
+def _model(steps_per_execution=1):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dropout(0.1),
+        keras.layers.Dense(10),
+    ])
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def _fit(model, data, callbacks, epochs=3):
+    (x, y), _ = data
+    return model.fit(x[:320], y[:320], batch_size=32, epochs=epochs,
+                     verbose=0, callbacks=callbacks)
+
+
+@pytest.mark.parametrize(
+    "steps_per_execution, crash_step, last_save",
+    # 10 batches per epoch. With 4 steps per execution, executions begin at
+    # global steps 0, 4, 8, 10, 14, 18: saves (>= 4 steps apart) land at
+    # 4, 8, 14, 18.
+    [(1, 17, 16), (4, 18, 14)],
+)
+def test_resume_after_crash_takes_exactly_the_uninterrupted_steps(
+    tmp_path, digits_8x8, steps_per_execution, crash_step, last_save
+):
+    reference = _model(steps_per_execution)
+    _fit(reference, digits_8x8, [], epochs=2)
+    assert int(reference.optimizer.iterations.numpy()) == 20
+
+    directory = tmp_path / "run"
+    crashed = _model(steps_per_execution)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(crashed, digits_8x8,
+             [Checkpointing(directory, save_freq=4), CrashAt(crash_step)],
+             epochs=2)
+    saved = latest_checkpoint(directory)[0]
+    assert saved["step"] == last_save
+    assert (saved["epoch"], saved["step_in_epoch"]) == divmod(
+        saved["step"], 10
+    )
+    assert checkpoint_status(directory) == "unfinished"
+
+    resumed = _model(steps_per_execution)
+    counter = CountSteps()
+    history = _fit(resumed, digits_8x8,
+                   [Checkpointing(directory, save_freq=4), counter],
+                   epochs=2)
+    assert int(resumed.optimizer.iterations.numpy()) == 20
+    assert counter.computed == 20 - saved["step"]
+    # fit restarted at the saved epoch: only the remaining epochs are logged.
+    assert len(history.history["loss"]) == 2 - saved["epoch"]
+    for got, want in zip(resumed.get_weights(), reference.get_weights(),
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert checkpoint_status(directory) == "finished"
+
+
+def test_keras_backup_and_restore_replays_batches(tmp_path, digits_8x8):
+    """The problem this callback solves, measured on Keras's own callback."""
+    directory = str(tmp_path / "backup")
+    crashed = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(crashed, digits_8x8, [
+            keras.callbacks.BackupAndRestore(directory, save_freq=4),
+            CrashAt(17),
+        ])
+    resumed = _model()
+    counter = CountSteps()
+    _fit(resumed, digits_8x8, [
+        keras.callbacks.BackupAndRestore(directory, save_freq=4), counter
+    ])
+    # Backup at step 16 restored, but training restarts at batch 0 of
+    # epoch 1: 30 - 16 steps remain, yet 20 are computed.
+    assert counter.computed > 30 - 16
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_step_resumes_to_identical_weights(tmp_path):
+    kill_at = random.SystemRandom().randint(8, 95)
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_NUM_INTRAOP_THREADS="1",
+               TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+
+    def start(name, kill):
+        return subprocess.Popen(
+            [sys.executable, WORKER, str(tmp_path / name),
+             str(tmp_path / f"{name}.npz"), str(kill)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+    def finish(process, timeout=150):
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        return process.returncode, out.decode(errors="replace")
+
+    reference, killed = start("reference", -1), start("killed", kill_at)
+    code, out = finish(reference)
+    assert code == 0, out
+    code, out = finish(killed)
+    assert code == -9, f"kill_at={kill_at}: {out}"
+    assert checkpoint_status(tmp_path / "killed") in ("empty", "unfinished")
+    code, out = finish(start("killed", -1))
+    assert code == 0, out
+
+    want = np.load(tmp_path / "reference.npz")
+    got = np.load(tmp_path / "killed.npz")
+    assert int(want["steps"]) == int(got["steps"]) == 96
+    # The restart resumed from the last save (every 7 steps) before the kill.
+    assert int(got["start"]) == (kill_at - 1) // 7 * 7, kill_at
+    weights = [k for k in want.files if k.startswith("arr_")]
+    for key in weights:
+        np.testing.assert_array_equal(got[key], want[key],
+                                      err_msg=f"kill_at={kill_at}")
+
+
+def _train_with_checkpoints(directory, data, epochs=2, save_freq=3, keep=2):
+    model = _model()
+    _fit(model, data, [Checkpointing(directory, save_freq=save_freq,
+                                     keep=keep)], epochs=epochs)
+    return model
+
+
+@pytest.fixture(scope="module")
+def _finished_run(tmp_path_factory, digits_8x8):
+    """One finished 2-epoch run (20 steps) saving every 3 steps, keep=3."""
+    directory = tmp_path_factory.mktemp("finished")
+    model = _train_with_checkpoints(directory, digits_8x8, keep=3)
+    return directory, model.get_weights()
+
+
+@pytest.fixture
+def finished_run(_finished_run, tmp_path):
+    """A private copy of the finished run, and its final weights."""
+    directory = tmp_path / "run"
+    shutil.copytree(_finished_run[0], directory)
+    return directory, _finished_run[1]
+
+
+def test_keeps_newest_files_and_marks_finished(finished_run):
+    directory, _ = finished_run
+    names = sorted(os.listdir(directory))
+    # Saves 1-6 at steps 3, 6, ..., 18 and save 7, the finished state, at
+    # step 20; the newest 3 are kept.
+    assert names == [f"ckpt-{n:012d}.npz" for n in (5, 6, 7)]
+    steps = [latest_checkpoint(directory)[0]["step"]]
+    for name in names[::-1][:-1]:
+        os.remove(directory / name)
+        steps.append(latest_checkpoint(directory)[0]["step"])
+    assert steps == [20, 18, 15]
+
+def test_finished_run_status(finished_run):
+    directory, _ = finished_run
+    meta = latest_checkpoint(directory)[0]
+    assert (meta["step"], meta["epoch"], meta["finished"]) == (20, 2, True)
+    assert checkpoint_status(directory) == "finished"
+
+
+def test_resuming_a_finished_run_trains_nothing(finished_run, digits_8x8):
+    directory, weights = finished_run
+    again = _model()
+    counter = CountSteps()
+    _fit(again, digits_8x8, [Checkpointing(directory), counter], epochs=2)
+    assert counter.computed == 0
+    for got, want in zip(again.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_save_freq_epoch(tmp_path, digits_8x8):
+    model = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, digits_8x8,
+             [Checkpointing(tmp_path, save_freq="epoch"), CrashAt(25)])
+    meta = latest_checkpoint(tmp_path)[0]
+    assert (meta["epoch"], meta["step_in_epoch"], meta["step"]) == (2, 0, 20)
+
+
+def test_truncated_newest_checkpoint_falls_back_with_warning(finished_run):
+    directory, _ = finished_run
+    newest, previous, _ = sorted(os.listdir(directory), reverse=True)
+    path = directory / newest
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.warns(UserWarning, match="unreadable"):
+        meta, _ = latest_checkpoint(directory)
+    assert os.path.basename(meta["path"]) == previous
+    assert meta["step"] == 18
+
+
+def test_bit_flipped_checkpoint_is_detected(finished_run):
+    directory, _ = finished_run
+    newest = directory / sorted(os.listdir(directory))[-1]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert latest_checkpoint(directory)[0]["step"] == 18
+
+
+def test_all_checkpoints_corrupt_is_a_clear_error(finished_run):
+    directory, _ = finished_run
+    for name in os.listdir(directory):
+        (directory / name).write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning), pytest.raises(ValueError,
+                                                  match="directory="):
+        checkpoint_status(directory)
+
+
+def _attached(directory, **kwargs):
+    """A Checkpointing callback on a fresh model, as `fit` would set it up."""
+    callback = Checkpointing(directory, **kwargs)
+    callback.set_model(_model())
+    callback.on_train_begin()
+    return callback
+
+
+def test_stale_temporary_file_is_ignored_and_removed(tmp_path):
+    stale = tmp_path / ".ckpt-000000000001.npz.tmp-123"
+    stale.write_bytes(b"half written")
+    assert checkpoint_status(tmp_path) == "empty"
+    _attached(tmp_path)
+    assert not stale.exists()
+
+
+def test_non_finite_state_is_never_written(tmp_path):
+    callback = _attached(tmp_path)
+    callback._save(epoch=0, step_in_epoch=0)
+    (name,) = os.listdir(tmp_path)
+    before = (tmp_path / name).read_bytes()
+    kernel = callback.model.layers[1].kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.warns(UserWarning, match="non-finite"):
+        callback._save(epoch=0, step_in_epoch=0)
+    assert os.listdir(tmp_path) == [name]
+    assert (tmp_path / name).read_bytes() == before
+
+
+def test_other_model_in_directory_is_refused_untouched(finished_run,
+                                                      digits_8x8):
+    tmp_path, _ = finished_run
+    snapshot = {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)}
+    other = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    other.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="another model"):
+        _fit(other, digits_8x8, [Checkpointing(tmp_path)], epochs=1)
+    assert {n: (tmp_path / n).read_bytes()
+            for n in os.listdir(tmp_path)} == snapshot
+
+
+def test_only_the_chief_writes(tmp_path, monkeypatch):
+    config = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+              "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert not is_chief()
+    _attached(tmp_path / "w1")._save(epoch=0, step_in_epoch=0)
+    assert not (tmp_path / "w1").exists()
+
+
+@pytest.mark.parametrize(
+    "task, cluster, chief",
+    [
+        ({"type": "worker", "index": 0}, {"worker": ["a", "b"]}, True),
+        ({"type": "worker", "index": 0}, {"chief": ["c"], "worker": ["a"]},
+         False),
+        ({"type": "chief", "index": 0}, {"chief": ["c"], "worker": ["a"]},
+         True),
+        ({"type": "worker", "index": 2}, {"worker": ["a", "b", "c"]}, False),
+    ],
+)
+def test_is_chief_follows_tf_config(monkeypatch, task, cluster, chief):
+    monkeypatch.setenv("TF_CONFIG",
+                       json.dumps({"cluster": cluster, "task": task}))
+    assert is_chief() is chief
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"directory": 3}, TypeError, "directory"),
+        ({"directory": ""}, TypeError, "directory"),
+        ({"save_freq": 0}, ValueError, "save_freq"),
+        ({"save_freq": "batch"}, ValueError, "save_freq"),
+        ({"save_freq": 2.5}, TypeError, "save_freq"),
+        ({"keep": 1}, ValueError, "keep"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, error, name):
+    args = {"directory": tmp_path, **kwargs}
+    with pytest.raises(error, match=f"{name}="):
+        Checkpointing(**args)
+
+
+def test_directory_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("user data")
+    with pytest.raises(ValueError, match="directory="):
+        Checkpointing(path)
+    assert path.read_text() == "user data"
