@@ -106,10 +106,11 @@ class ScheduledHyperparameter(float):
         obj._control = control
         return obj
 
-    def _tensor(self):
+    def _tensor(self, step=None):
         c = self._control
-        step = ops.cast(c.optimizer.iterations, "float32") - ops.cast(
-            c.offset, "float32")
+        if step is None:
+            step = c.optimizer.iterations
+        step = ops.cast(step, "float32") - ops.cast(c.offset, "float32")
         return ops.cast(c.momentum_schedule(step), "float32")
 
     def __tf_tensor__(self, dtype=None, name=None):
@@ -138,11 +139,23 @@ class ScheduledHyperparameter(float):
         return (float, (float(self),))
 
 
+def innermost(optimizer):
+    """The optimizer that really applies the learning rate.
+
+    Wrappers (`keras.optimizers.LossScaleOptimizer`, our `Lookahead`, ...)
+    expose the optimizer they wrap as `inner_optimizer` and delegate the
+    learning rate to it.
+    """
+    while getattr(optimizer, "inner_optimizer", None) is not None:
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
 class LRControl:
     """The controller installed on one optimizer (internal)."""
 
     def __init__(self, model):
-        optimizer = model.optimizer
+        optimizer = innermost(model.optimizer)
         self.model = model
         self.optimizer = optimizer
         self.original = optimizer._learning_rate
@@ -249,7 +262,7 @@ def attach(callback, model):
         from the next step on.
     """
     _check_model(callback, model)
-    control = getattr(model.optimizer, _ATTR, None)
+    control = get(model)
     if control is None:
         control = LRControl(model)
         control.install()
@@ -271,11 +284,14 @@ def detach(callback, model):
 def get(model):
     """The controller installed on the model's optimizer, or `None`."""
     optimizer = getattr(model, "optimizer", None)
-    return getattr(optimizer, _ATTR, None) if optimizer is not None else None
+    if optimizer is None:
+        return None
+    return getattr(innermost(optimizer), _ATTR, None)
 
 
 def current_learning_rate(optimizer, step=None):
     """The learning rate `optimizer` uses at `step` (default: next step)."""
+    optimizer = innermost(optimizer)
     lr = optimizer._learning_rate
     if step is None:
         step = optimizer.iterations
@@ -284,13 +300,14 @@ def current_learning_rate(optimizer, step=None):
     return float(ops.convert_to_numpy(_original_value(lr, step)))
 
 
-def current_momentum(optimizer):
-    """`(name, value)` of the optimizer's momentum hyperparameter at the
-    next step, or `None` when it has none."""
+def current_momentum(optimizer, step=None):
+    """`(name, value)` of the optimizer's momentum hyperparameter at `step`
+    (default: next step), or `None` when it has none."""
+    optimizer = innermost(optimizer)
     for attribute in MOMENTUM_ATTRIBUTES:
         value = getattr(optimizer, attribute, None)
         if isinstance(value, ScheduledHyperparameter):
-            return attribute, float(ops.convert_to_numpy(value._tensor()))
+            return attribute, float(ops.convert_to_numpy(value._tensor(step)))
         if isinstance(value, float):
             return attribute, value
     return None

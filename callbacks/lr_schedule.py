@@ -250,7 +250,8 @@ class LearningRateMonitor(keras.callbacks.Callback):
 
     `History`, `CSVLogger`, `TensorBoard` and the progress bar of later
     epochs then see `learning_rate` (the rate used by the last step of the
-    epoch) and, where the optimizer has one, `momentum` or `beta_1`. Works
+    epoch) and, where the optimizer has one, `momentum` or `beta_1` (of
+    that step too). Works
     with float learning rates, Keras schedules and our in-graph callbacks.
     Place it before `CSVLogger`/`TensorBoard` in the callback list.
 
@@ -280,6 +281,6 @@ class LearningRateMonitor(keras.callbacks.Callback):
         logs["learning_rate"] = _lr_control.current_learning_rate(
             optimizer, last_step)
         if self.log_momentum:
-            momentum = _lr_control.current_momentum(optimizer)
+            momentum = _lr_control.current_momentum(optimizer, last_step)
             if momentum is not None:
                 logs[momentum[0]] = momentum[1]

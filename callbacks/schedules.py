@@ -74,8 +74,40 @@ class ConstantSchedule(LearningRateSchedule):
         return {"value": self.value}
 
 
+class _Interpolation(LearningRateSchedule):
+    """One phase from `initial_value` to `final_value` over
+    `transition_steps`, flat after; subclasses give the share of the way
+    still to go, from 1 at the start to 0 at the end."""
+
+    def __init__(self, initial_value, final_value, transition_steps):
+        self.initial_value = check_number("initial_value", initial_value,
+                                          low=0.0)
+        self.final_value = check_number("final_value", final_value, low=0.0)
+        self.transition_steps = check_number(
+            "transition_steps", transition_steps, low=0.0)
+
+    def _remaining(self, frac):
+        raise NotImplementedError("Subclasses define the phase's shape.")
+
+    def __call__(self, step):
+        t = _step(step)
+        if self.transition_steps == 0:
+            return ops.cast(self.final_value, "float32") + 0.0 * t
+        frac = ops.clip(t / self.transition_steps, 0.0, 1.0)
+        # Anchored at the final value so the end of a phase is exact.
+        return self.final_value + (
+            self.initial_value - self.final_value) * self._remaining(frac)
+
+    def get_config(self):
+        return {
+            "initial_value": self.initial_value,
+            "final_value": self.final_value,
+            "transition_steps": self.transition_steps,
+        }
+
+
 @register
-class LinearSchedule(LearningRateSchedule):
+class LinearSchedule(_Interpolation):
     """Linear interpolation from `initial_value` to `final_value`.
 
     `lr(t) = initial + (final - initial) * min(t, T) / T` with
@@ -93,31 +125,12 @@ class LinearSchedule(LearningRateSchedule):
     0.5
     """
 
-    def __init__(self, initial_value, final_value, transition_steps):
-        self.initial_value = check_number("initial_value", initial_value,
-                                          low=0.0)
-        self.final_value = check_number("final_value", final_value, low=0.0)
-        self.transition_steps = check_number(
-            "transition_steps", transition_steps, low=0.0)
-
-    def __call__(self, step):
-        t = _step(step)
-        if self.transition_steps == 0:
-            return ops.cast(self.final_value, "float32") + 0.0 * t
-        frac = ops.clip(t / self.transition_steps, 0.0, 1.0)
-        return self.initial_value + (
-            self.final_value - self.initial_value) * frac
-
-    def get_config(self):
-        return {
-            "initial_value": self.initial_value,
-            "final_value": self.final_value,
-            "transition_steps": self.transition_steps,
-        }
+    def _remaining(self, frac):
+        return 1.0 - frac
 
 
 @register
-class CosineSchedule(LearningRateSchedule):
+class CosineSchedule(_Interpolation):
     """Half-cosine annealing from `initial_value` to `final_value`.
 
     `lr(t) = final + (initial - final) * (1 + cos(pi * min(t, T) / T)) / 2`
@@ -136,27 +149,8 @@ class CosineSchedule(LearningRateSchedule):
     0.5
     """
 
-    def __init__(self, initial_value, final_value, transition_steps):
-        self.initial_value = check_number("initial_value", initial_value,
-                                          low=0.0)
-        self.final_value = check_number("final_value", final_value, low=0.0)
-        self.transition_steps = check_number(
-            "transition_steps", transition_steps, low=0.0)
-
-    def __call__(self, step):
-        t = _step(step)
-        if self.transition_steps == 0:
-            return ops.cast(self.final_value, "float32") + 0.0 * t
-        frac = ops.clip(t / self.transition_steps, 0.0, 1.0)
-        cos = 0.5 * (1.0 + ops.cos(math.pi * frac))
-        return self.final_value + (self.initial_value - self.final_value) * cos
-
-    def get_config(self):
-        return {
-            "initial_value": self.initial_value,
-            "final_value": self.final_value,
-            "transition_steps": self.transition_steps,
-        }
+    def _remaining(self, frac):
+        return 0.5 * (1.0 + ops.cos(math.pi * frac))
 
 
 @register

@@ -423,8 +423,17 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
         if len(np.unique(kept)) < 2:
             _fail("data", "must hold at least 2 classes after the validation "
                   "split", f"{n_train} training examples")
+    # Known sizes let Keras size its epochs and progress bars up front.
+    train_ds = _with_cardinality(train_ds, n_train)
+    val_ds = _with_cardinality(val_ds, n_val)
     return ImageData(train_ds, val_ds, list(names), tuple(image_shape),
                      train.value_range, n_train, n_val, train.kind)
+
+
+def _with_cardinality(dataset, n):
+    if dataset is None or int(dataset.cardinality()) >= 0:
+        return dataset
+    return dataset.apply(tf.data.experimental.assert_cardinality(n))
 
 
 def check_image_size(image_size):

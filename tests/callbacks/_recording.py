@@ -13,8 +13,10 @@ def _record(optimizer, log, value):
     log.assign(ops.scatter_update(log, index, update))
 
 
-class RecordingSGD(keras.optimizers.SGD):
-    """SGD that writes the LR of step k into `lr_log[k]`."""
+class _Recording:
+    """Mixin: logs the LR and the momentum hyperparameter of each step."""
+
+    MOMENTUM = "momentum"
 
     def build(self, variables):
         if self.built:
@@ -28,23 +30,15 @@ class RecordingSGD(keras.optimizers.SGD):
     def update_step(self, gradient, variable, learning_rate):
         _record(self, self.lr_log, learning_rate)
         _record(self, self.momentum_log,
-                ops.cast(self.momentum, "float32"))
+                ops.cast(getattr(self, self.MOMENTUM), "float32"))
         super().update_step(gradient, variable, learning_rate)
 
 
-class RecordingAdam(keras.optimizers.Adam):
-    """Adam that writes the LR and beta_1 of step k into logs."""
+class RecordingSGD(_Recording, keras.optimizers.SGD):
+    """SGD that writes the LR (momentum) of step k into `lr_log[k]`."""
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self.lr_log = self.add_variable((MAX_STEPS,), initializer="zeros",
-                                        name="lr_log")
-        self.momentum_log = self.add_variable(
-            (MAX_STEPS,), initializer="zeros", name="momentum_log")
 
-    def update_step(self, gradient, variable, learning_rate):
-        _record(self, self.lr_log, learning_rate)
-        _record(self, self.momentum_log, ops.cast(self.beta_1, "float32"))
-        super().update_step(gradient, variable, learning_rate)
+class RecordingAdam(_Recording, keras.optimizers.Adam):
+    """Adam that writes the LR (beta_1) of step k into `lr_log[k]`."""
+
+    MOMENTUM = "beta_1"

@@ -71,6 +71,19 @@ def test_second_fit_uses_new_schedule_then_plain_lr(data):
     np.testing.assert_allclose(logged(opt, 20, start=40), 0.05, rtol=1e-6)
 
 
+def test_wrapped_optimizer_gets_the_schedule(data):
+    # LossScaleOptimizer (what mixed_float16 uses) delegates the LR to the
+    # optimizer it wraps: the schedule must reach that one.
+    x, y = data
+    inner = RecordingSGD(0.5)
+    model = compiled(keras.optimizers.LossScaleOptimizer(inner), spe=4)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
+    np.testing.assert_allclose(logged(inner, 20), [clr(t) for t in range(20)],
+                               rtol=1e-5)
+    assert float(inner.learning_rate) == pytest.approx(0.5)
+
+
 def test_initial_epoch_resumes_at_the_right_step(data):
     x, y = data
     opt = RecordingSGD(0.05)
@@ -123,7 +136,9 @@ def test_one_cycle_cycles_adam_beta_1_inversely(data, spe):
     # Monitor: LR of the last step of each epoch, into History.
     np.testing.assert_allclose(history.history["learning_rate"],
                                [lr_expected[19], lr_expected[39]], rtol=1e-4)
-    assert "beta_1" in history.history
+    np.testing.assert_allclose(history.history["beta_1"],
+                               [mom_expected[19], mom_expected[39]],
+                               rtol=1e-5)
     # beta_1 is a plain float again after fit.
     assert type(opt.beta_1) is float and opt.beta_1 == 0.9
 

@@ -74,7 +74,8 @@ def test_small_cnn_shapes_and_any_channels():
     assert small_cnn((32, 32, 3), width=8).count_params() == (
         3 * 3 * 3 * 8 + 2 * 8 + 2 * 8  # conv1 (no bias) + BN
         + 3 * 3 * 8 * 16 + 2 * 16 + 2 * 16  # conv2 + BN
-        + 8 * 8 * 16 * 128 + 128)  # dense
+        + 3 * 3 * 16 * 32 + 2 * 32 + 2 * 32  # conv3 + BN
+        + 4 * 4 * 32 * 128 + 128)  # dense on the 4x4x32 map
 
 
 def test_weights_file_round_trip(tmp_path):
@@ -130,11 +131,26 @@ def test_fine_tune_layer_selection():
         return [layer.name for layer in select_fine_tune_layers(
             model, info, choice)]
 
-    assert names("auto") == ["conv2", "features"]  # from conv2, BN excluded
-    assert names("all") == ["conv1", "conv2", "features"]
+    assert names("auto") == ["conv3", "features"]  # from conv3, BN excluded
+    assert names("all") == ["conv1", "conv2", "conv3", "features"]
     assert names(1) == ["features"] and names(0) == []
-    assert names("relu2") == ["features"]
+    assert names("relu2") == ["conv3", "features"]
     with pytest.raises(ValueError, match="fine_tune_layers"):
         names("conv9")
     with pytest.raises(ValueError, match="fine_tune_layers"):
         names(-1)
+
+
+def test_nested_backbone_fine_tunes_leaf_layers_without_bn():
+    inner = small_cnn((28, 28, 1))
+    inputs = keras.Input((28, 28, 1))
+    outer = keras.Model(inputs, keras.layers.Dense(10, name="logits")(
+        keras.layers.Dropout(0.2, name="drop")(inner(inputs))))
+    model, info, _ = build_backbone(outer)
+    assert model.output.shape == (None, 128)  # classifier layer dropped
+    chosen = [layer.name for layer in select_fine_tune_layers(model, info)]
+    # Weighted leaves: conv1, bn1, conv2, bn2, conv3, bn3, features; the top
+    # third (2) is bn3 and features, and BN is never unfrozen.
+    assert chosen == ["features"]
+    assert [layer.name for layer in select_fine_tune_layers(
+        model, info, "all")] == ["conv1", "conv2", "conv3", "features"]

@@ -1,0 +1,288 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recipes import fit_image_classifier
+from recipes._discriminative import DiscriminativeOptimizer
+from recipes.backbones import small_cnn
+from tests.helpers import assert_keras_round_trip
+
+FAST = dict(verbose=0, seed=0)
+
+
+def _three_digits(digits_8x8, per_class=None):
+    (x, y), (xv, yv) = digits_8x8
+    keep, keep_v = np.flatnonzero(y < 3), np.flatnonzero(yv < 3)
+    if per_class:
+        keep = np.concatenate([np.flatnonzero(y == c)[:per_class]
+                               for c in range(3)])
+    return (x[keep], y[keep]), (xv[keep_v], yv[keep_v])
+
+
+@pytest.fixture(scope="module")
+def pretrained_cnn(tmp_path_factory, digits_8x8):
+    """small_cnn weights trained here on real digits (a local weights file)."""
+    (x, y), (xv, yv) = digits_8x8
+    result = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                  epochs=3, **FAST)
+    path = str(tmp_path_factory.mktemp("pretrained") / "cnn.weights.h5")
+    result.model.get_layer("small_cnn").save_weights(path)
+    return path
+
+
+def test_digits_end_to_end_from_arrays(digits_8x8, tmp_path):
+    (x, y), (xv, yv) = digits_8x8
+    result = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                  test_data=(xv, yv), epochs=4, **FAST)
+    # Chance is 10%; a pipeline that scrambled images or labels cannot
+    # reach this on held-out digits.
+    assert result.metrics["val_accuracy"] > 0.85
+    assert result.metrics["test_accuracy"] == pytest.approx(
+        result.metrics["val_accuracy"])
+    assert result.config["backbone"] == "small_cnn"
+    assert result.config["steps_per_execution"] == 12  # ceil(1500 / 128)
+    assert len(result.history["val_accuracy"]) == 4
+    predicted = result.predict(xv[..., 0])  # also without channel axis
+    probabilities = result.model.predict(xv, verbose=0)
+    np.testing.assert_array_equal(
+        predicted, np.array(result.class_names)[probabilities.argmax(-1)])
+    assert np.mean(predicted == yv.astype(str)) > 0.85
+    assert len(result.plot()) == 2
+    assert_keras_round_trip(result.model, xv[:16], tmp_path)
+
+
+@pytest.mark.slow
+def test_mnist_5k_default_recipe(mnist_5k):
+    (x, y), (xv, yv) = mnist_5k
+    result = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                  epochs=3, **FAST)
+    assert result.metrics["val_accuracy"] > 0.95
+
+
+def test_directory_of_uint8_images(tmp_path, digits_8x8):
+    (x, y), (xv, yv) = _three_digits(digits_8x8)
+    for root, images, labels in (("train", x, y), ("val", xv, yv)):
+        for i, (image, label) in enumerate(zip(images, labels,
+                                               strict=True)):
+            folder = tmp_path / root / f"digit{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            keras.utils.save_img(folder / f"{i}.png",
+                                 (image * 255).round().astype("uint8"),
+                                 scale=False)
+    result = fit_image_classifier(str(tmp_path / "train"),
+                                  validation_data=str(tmp_path / "val"),
+                                  epochs=4, batch_size=32, **FAST)
+    assert result.class_names == ["digit0", "digit1", "digit2"]
+    assert result.config["input_shape"] == (8, 8, 3)
+    assert result.metrics["val_accuracy"] > 0.9  # chance: 1/3
+    raw = np.repeat((xv * 255).round().astype("uint8"), 3, axis=-1)
+    assert np.mean(result.predict(raw) == np.array(
+        [f"digit{v}" for v in yv])) > 0.9
+
+
+def test_tf_data_source(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    result = fit_image_classifier(
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(50),
+        validation_data=tf.data.Dataset.from_tensor_slices((xv, yv)),
+        epochs=4, **FAST)
+    assert result.config["data_source"] == "dataset"
+    assert result.metrics["val_accuracy"] > 0.85
+
+
+def test_tfds_source_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=64):
+        result = fit_image_classifier("mnist", test_data="test", epochs=1,
+                                      **FAST)
+    assert result.config["data_source"] == "tfds"
+    assert result.class_names == [str(i) for i in range(10)]
+    assert {"val_accuracy", "test_accuracy"} <= set(result.metrics)
+
+
+def test_phase_two_unfreezes_only_requested_layers_bn_stays_frozen(
+        pretrained_cnn, digits_8x8, tmp_path):
+    (x, y), (xv, yv) = digits_8x8
+    reference = small_cnn((8, 8, 1))
+    reference.load_weights(pretrained_cnn)
+    before = {v.path: np.array(v.numpy()) for v in reference.weights}
+
+    result = fit_image_classifier(
+        (x, y), validation_data=(xv, yv), backbone="small_cnn",
+        weights=pretrained_cnn, epochs=1, fine_tune_epochs=1,
+        fine_tune_layers=1, optimizer="sgd", schedule="constant",
+        learning_rate=0.5, early_stopping=False,
+        output_dir=str(tmp_path / "run"), **FAST)
+    assert result.config["pretrained"] is True
+    assert result.config["fine_tune_layers"] == ["features"]
+    assert len(result.history["loss"]) == 2
+    after = {v.path: np.array(v.numpy())
+             for v in result.model.get_layer("small_cnn").weights}
+    changed = sorted(p for p in before
+                     if not np.array_equal(before[p], after[p]))
+    # Only the requested top layer moved; conv layers and every BN
+    # variable (moving statistics included: inference mode) did not.
+    assert changed == ["features/bias", "features/kernel"]
+    optimizer = result.model.optimizer
+    assert isinstance(optimizer, DiscriminativeOptimizer)
+    # Phase 2: head at a tenth of the phase-1 peak, backbone a tenth more.
+    assert float(optimizer.inner_optimizer.learning_rate) == pytest.approx(
+        0.05)
+    assert float(optimizer.backbone_optimizer.learning_rate) == (
+        pytest.approx(0.005))
+    assert optimizer.backbone_paths == ["features/bias", "features/kernel"]
+    # The phase-2 model (two optimizers) reloads in safe mode.
+    loaded = keras.saving.load_model(str(tmp_path / "run" / "model.keras"),
+                                     safe_mode=True)
+    assert isinstance(loaded.optimizer, DiscriminativeOptimizer)
+    np.testing.assert_allclose(loaded.predict(xv, verbose=0),
+                               result.model.predict(xv, verbose=0),
+                               atol=1e-6)
+
+
+def test_discriminative_optimizer_rates_by_hand():
+    head = keras.Variable(np.ones(2, "float32"), name="head_w")
+    body = keras.Variable(np.ones(2, "float32"), name="body_w")
+    opt = DiscriminativeOptimizer(keras.optimizers.SGD(0.1),
+                                  keras.optimizers.SGD(0.01),
+                                  backbone_paths=[body.path])
+    grads = [np.array([1.0, 2.0], "float32"), np.array([3.0, 4.0], "float32")]
+    for _ in range(2):
+        opt.apply(grads, [head, body])
+    np.testing.assert_allclose(head.numpy(), 1 - 2 * 0.1 * grads[0])
+    np.testing.assert_allclose(body.numpy(), 1 - 2 * 0.01 * grads[1])
+    assert int(opt.iterations.numpy()) == 2
+    clone = DiscriminativeOptimizer.from_config(opt.get_config())
+    assert clone.backbone_paths == [body.path]
+
+
+def test_output_dir_contents_and_finished_run_protection(digits_8x8,
+                                                         tmp_path):
+    (x, y), (xv, yv) = digits_8x8
+    run = tmp_path / "run"
+    result = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                  epochs=2, output_dir=str(run), **FAST)
+    assert {"best.keras", "model.keras", "history.csv", "run.json",
+            "training_curves.png", "logs", "checkpoints"} <= set(
+                os.listdir(run))
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    np.testing.assert_allclose([float(r["val_accuracy"]) for r in rows],
+                               result.history["val_accuracy"], rtol=1e-6)
+    with open(run / "run.json") as f:
+        saved = json.load(f)
+    assert saved["status"] == "finished"
+    assert saved["config"]["learning_rate"] == result.config["learning_rate"]
+    assert saved["metrics"] == pytest.approx(result.metrics)
+    assert os.listdir(run / "logs")  # TensorBoard event folders
+    best = keras.saving.load_model(str(run / "best.keras"), safe_mode=True)
+    assert best.predict(xv[:4], verbose=0).shape == (4, 10)
+    # Early stopping restored the best epoch, which best.keras holds.
+    np.testing.assert_allclose(best.predict(xv, verbose=0),
+                               result.model.predict(xv, verbose=0),
+                               atol=1e-5)
+
+    stamp = os.path.getmtime(run / "model.keras")
+    with pytest.raises(ValueError, match="finished run"):
+        fit_image_classifier((x, y), epochs=1, output_dir=str(run), **FAST)
+    assert os.path.getmtime(run / "model.keras") == stamp
+    fit_image_classifier((x[:300], y[:300]), epochs=1, output_dir=str(run),
+                         overwrite=True, **FAST)
+    with open(run / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == 1
+
+
+def test_lr_finder_and_bfloat16(digits_8x8):
+    (x, y), _ = digits_8x8
+    result = fit_image_classifier((x, y), epochs=1, learning_rate="auto",
+                                  mixed_precision="mixed_bfloat16", **FAST)
+    assert result.config["learning_rate_source"] == "lr_finder"
+    assert 1e-6 < result.config["learning_rate"] < 1.0
+    assert result.config["mixed_precision"] == "mixed_bfloat16"
+    classifier = result.model.get_layer("recipe_classifier")
+    assert classifier.dtype_policy.compute_dtype == "float32"
+    conv = result.model.get_layer("small_cnn").get_layer("conv1")
+    assert conv.dtype_policy.compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+_STRATEGY_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from recipes import fit_image_classifier
+    from recipes.datasets import load_digits_8x8
+    (x, y), (xv, yv) = load_digits_8x8()
+    out = {}
+    for strategy in ("auto", "mirrored"):
+        r = fit_image_classifier((x, y), validation_data=(xv, yv), epochs=3,
+                                 batch_size=64, strategy=strategy,
+                                 verbose=0, seed=0)
+        out[strategy] = [r.config["strategy"], r.config["replicas"],
+                         r.config["global_batch_size"],
+                         r.metrics["val_accuracy"]]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_strategies_on_two_logical_cpus():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _STRATEGY_SCRIPT],
+                          capture_output=True, text=True, env=env,
+                          timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # "auto" never mirrors CPU devices (the all-reduce costs more there).
+    assert out["auto"][:3] == ["_DefaultDistributionStrategy", 1, 64]
+    assert out["mirrored"][:3] == ["MirroredStrategy", 2, 128]
+    assert out["mirrored"][3] > 0.8 and out["auto"][3] > 0.8
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"batch_size": 1.5}, TypeError, "batch_size"),
+    ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+    ({"label_smoothing": 1.0}, ValueError, "label_smoothing"),
+    ({"schedule": "linear"}, ValueError, "schedule"),
+    ({"optimizer": "adamm"}, ValueError, "adam"),
+    ({"backbone": "resnet"}, ValueError, "backbone"),
+    ({"backbone": 3}, TypeError, "backbone"),
+    ({"dropout": 1.0}, ValueError, "dropout"),
+    ({"fine_tune_epochs": -1}, ValueError, "fine_tune_epochs"),
+    ({"augment": "heavy"}, ValueError, "augment"),
+    ({"image_size": (8, 0)}, ValueError, "image_size"),
+    ({"mixup": -0.1}, ValueError, "mixup"),
+    ({"steps_per_execution": 0}, ValueError, "steps_per_execution"),
+    ({"strategy": "gpu"}, ValueError, "strategy"),
+    ({"mixed_precision": "half"}, ValueError, "mixed_precision"),
+    ({"fine_tune_epochs": 2}, ValueError, "from scratch"),
+])
+def test_bad_arguments_fail_before_any_work(kwargs, error, match, tmp_path,
+                                            digits_8x8):
+    (x, y), _ = digits_8x8
+    run = tmp_path / "run"
+    with pytest.raises(error, match=match):
+        fit_image_classifier((x[:200], y[:200]), output_dir=str(run),
+                             epochs=kwargs.pop("epochs", 1), **kwargs,
+                             **FAST)
+    assert not run.exists()
+
+
+def test_bad_data_through_the_recipe(tmp_path):
+    with pytest.raises(ValueError, match="existing directory"):
+        fit_image_classifier(str(tmp_path / "missing" / "dir"), **FAST)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        fit_image_classifier((np.zeros((10, 8, 8)), np.zeros(10)), **FAST)
