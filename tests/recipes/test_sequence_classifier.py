@@ -30,8 +30,9 @@ from tests.helpers import assert_keras_round_trip
 
 PAD = -1.0  # MNIST rows hold zeros, so 0 would mask blank rows of digits.
 TRAIN, VAL = 2000, 500
-# Chance is 10%; a model that ignores its inputs or its time order stays
-# near it. The values measured here are in the test names' comments.
+# Chance is 10%; a model that ignores its inputs stays near it. Measured
+# here with seeds 0 and 1 (4 epochs on 2,000 digits): bidirectional LSTM
+# 0.75 / 0.74, GRU 0.70 / 0.65, GRU on trimmed (ragged) digits 0.70 / 0.77.
 SEQ_MNIST_FLOOR = 0.5
 
 
@@ -213,7 +214,7 @@ def test_text_corpus(tmp_path):
         bidirectional=False, epochs=6, max_length=40, seed=0, verbose=0)
     assert result.class_names == ["keras", "numpy", "stdlib"]
     predicted = result.predict(texts[cut:])
-    # Chance is 1/3.
+    # Chance is 1/3; measured 0.80 (seed 0) and 0.82 (seed 1).
     assert np.mean(predicted == labels[cut:]) >= 0.6
     vocabulary = set(result.model.get_layer("vectorizer").get_vocabulary())
     train_words = {w.strip(".,:;()`'\"[]").lower()
