@@ -203,10 +203,10 @@ def main():
 
     print("1. Overhead: recipe vs hand-written fit (5 epochs)")
     over = overhead(data, 5, args.repeats)
-    print("2. Time to accuracy on MNIST-5k")
-    rows = time_to_accuracy(data, range(args.seeds), args.max_epochs)
     print("3. Input pipeline vs in-memory arrays (5 epochs, traced)")
     pipe = pipeline_vs_memory(data, 5, args.repeats)
+    print("2. Time to accuracy on MNIST-5k")
+    rows = time_to_accuracy(data, range(args.seeds), args.max_epochs)
 
     summary = {}
     for name in ("recipe", "textbook"):

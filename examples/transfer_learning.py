@@ -57,13 +57,17 @@ def main(output_dir="runs/transfer", shots=(5, 10, 25), seed=0):
     rows = []
     for per_class in shots:
         train, test = few_labels(digits_x, digits_y, per_class, seed)
+        # A few labels make a few steps per epoch: both arms get about 200
+        # optimizer steps at the same peak learning rate.
+        epochs = max(1, 200 * 16 // (10 * per_class))
         common = dict(validation_split=0.0, test_data=test, seed=seed,
-                      verbose=0, early_stopping=False, batch_size=32)
+                      verbose=0, early_stopping=False, batch_size=16,
+                      learning_rate=5e-3)
         transfer = recipes.fit_image_classifier(
-            train, backbone=backbone, epochs=15, fine_tune_epochs=10,
-            **common)
+            train, backbone=backbone, epochs=epochs // 2,
+            fine_tune_epochs=epochs - epochs // 2, **common)
         scratch = recipes.fit_image_classifier(
-            train, backbone="small_cnn", epochs=25, **common)
+            train, backbone="small_cnn", epochs=epochs, **common)
         rows.append((per_class, transfer.metrics["test_accuracy"],
                      scratch.metrics["test_accuracy"], len(test[1])))
         print(f"{per_class:>3} labels/class: transfer "

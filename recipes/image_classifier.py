@@ -390,7 +390,8 @@ def fit_image_classifier(
         val = make_pipeline(images.validation, training=False,
                             num_examples=images.num_validation, **pipeline)
     steps = math.ceil(images.num_train / runtime.batch_size)
-    spe = _training.steps_per_execution_for(steps_per_execution, steps)
+    spe = _training.steps_per_execution_for(steps_per_execution, steps,
+                                            runtime)
     loss = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience

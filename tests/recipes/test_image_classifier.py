@@ -225,12 +225,14 @@ _STRATEGY_SCRIPT = textwrap.dedent("""
     from recipes.datasets import load_digits_8x8
     (x, y), (xv, yv) = load_digits_8x8()
     out = {}
-    for strategy in ("auto", "mirrored"):
+    # Same global batch (64) for both: per-replica 64 x 1 and 32 x 2.
+    for strategy, per_replica in (("auto", 64), ("mirrored", 32)):
         r = fit_image_classifier((x, y), validation_data=(xv, yv), epochs=3,
-                                 batch_size=64, strategy=strategy,
+                                 batch_size=per_replica, strategy=strategy,
                                  verbose=0, seed=0)
         out[strategy] = [r.config["strategy"], r.config["replicas"],
                          r.config["global_batch_size"],
+                         r.config["steps_per_execution"],
                          r.metrics["val_accuracy"]]
     print(json.dumps(out))
 """)
@@ -246,9 +248,9 @@ def test_strategies_on_two_logical_cpus():
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     # "auto" never mirrors CPU devices (the all-reduce costs more there).
-    assert out["auto"][:3] == ["_DefaultDistributionStrategy", 1, 64]
-    assert out["mirrored"][:3] == ["MirroredStrategy", 2, 128]
-    assert out["mirrored"][3] > 0.8 and out["auto"][3] > 0.8
+    assert out["auto"][:4] == ["_DefaultDistributionStrategy", 1, 64, 24]
+    assert out["mirrored"][:4] == ["MirroredStrategy", 2, 64, 1]
+    assert out["mirrored"][4] > 0.8 and out["auto"][4] > 0.8
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
