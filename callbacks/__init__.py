@@ -16,6 +16,7 @@ from callbacks.lr_schedule import (
 )
 from callbacks.plateau import ReduceLROnPlateau
 from callbacks.plotting import plot_history, plot_schedule, schedule_values
+from callbacks.pruning import Pruning
 from callbacks.schedules import (
     ConstantSchedule,
     CosineSchedule,
@@ -41,6 +42,7 @@ __all__ = [
     "LinearSchedule",
     "OneCycleLR",
     "OneCycleSchedule",
+    "Pruning",
     "ReduceLROnPlateau",
     "ScheduleLR",
     "StepDecay",

@@ -1,6 +1,23 @@
 """keras-recipes: training recipes for Keras 3 on TensorFlow."""
 
-from recipes import backbones, data, datasets, distribute, sequence_data
+from recipes import (
+    backbones,
+    data,
+    datasets,
+    distribute,
+    initializers,
+    layers,
+    regularization,
+    sequence_data,
+)
+from recipes.compress import (
+    distill,
+    export_tflite,
+    prune,
+    quantize,
+    sparsity_report,
+    strip_pruning,
+)
 from recipes.distribute import get_strategy
 from recipes.image_classifier import (
     ImageClassifierResult,
@@ -21,9 +38,18 @@ __all__ = [
     "backbones",
     "data",
     "datasets",
+    "distill",
     "distribute",
+    "export_tflite",
     "fit_image_classifier",
     "fit_sequence_classifier",
     "get_strategy",
+    "initializers",
+    "layers",
+    "prune",
+    "quantize",
+    "regularization",
     "sequence_data",
+    "sparsity_report",
+    "strip_pruning",
 ]

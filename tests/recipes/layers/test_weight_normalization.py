@@ -1,0 +1,112 @@
+import keras
+import numpy as np
+import pytest
+
+from recipes.layers import WeightNormalization
+
+
+def unit_direction(v):
+    axes = tuple(range(v.ndim - 1))
+    return v / np.sqrt((v.astype("float64") ** 2).sum(axis=axes))
+
+
+def test_dense_forward_matches_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5)).astype("float32")
+    layer = WeightNormalization(keras.layers.Dense(3, activation="tanh"))
+    layer.build(x.shape)
+    v = rng.normal(size=(5, 3)).astype("float32")
+    b = rng.normal(size=3).astype("float32")
+    g = rng.uniform(0.5, 2.0, size=3).astype("float32")
+    layer.layer.kernel.assign(v)
+    layer.layer.bias.assign(b)
+    layer.g.assign(g)
+    expected = np.tanh(x @ (g * unit_direction(v)) + b)
+    np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+
+
+def test_starts_as_the_unwrapped_layer():
+    x = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
+    layer = WeightNormalization(keras.layers.Dense(3))
+    layer.build(x.shape)
+    kernel = layer.layer.kernel.numpy()
+    np.testing.assert_allclose(layer(x).numpy(), x @ kernel, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_conv_forward_equals_conv_with_normalized_kernel(data_format):
+    rng = np.random.default_rng(2)
+    shape = (2, 7, 7, 3) if data_format == "channels_last" else (2, 3, 7, 7)
+    x = rng.normal(size=shape).astype("float32")
+    conv = keras.layers.Conv2D(4, 3, data_format=data_format)
+    wrapped = WeightNormalization(conv)
+    wrapped.build(shape)
+    wrapped.layer.bias.assign(rng.normal(size=4).astype("float32"))
+    g = rng.uniform(0.5, 2.0, size=4).astype("float32")
+    wrapped.g.assign(g)
+    plain = keras.layers.Conv2D(4, 3, data_format=data_format)
+    plain.build(shape)
+    plain.set_weights([g * unit_direction(conv.kernel.numpy()),
+                       conv.bias.numpy()])
+    np.testing.assert_allclose(wrapped(x).numpy(), plain(x).numpy(),
+                               atol=1e-5)
+
+
+def test_data_dependent_init_matches_numpy():
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(64, 5)) * 4 + 1).astype("float32")
+    layer = WeightNormalization(keras.layers.Dense(3, activation="relu"))
+    layer.build(x.shape)
+    v = layer.layer.kernel.numpy()
+    t = x.astype("float64") @ unit_direction(v)
+    mu, sigma = t.mean(axis=0), t.std(axis=0)
+    outputs = layer(x, training=True).numpy()
+    np.testing.assert_allclose(layer.g.numpy(), 1 / sigma, rtol=1e-4)
+    np.testing.assert_allclose(layer.layer.bias.numpy(), -mu / sigma,
+                               atol=1e-4)
+    np.testing.assert_allclose(outputs, np.maximum((t - mu) / sigma, 0),
+                               atol=1e-4)
+    assert int(layer.initialized.numpy()) == 1
+    # Later batches do not re-initialize.
+    layer(x * 10, training=True)
+    np.testing.assert_allclose(layer.g.numpy(), 1 / sigma, rtol=1e-4)
+
+
+def test_data_init_inside_fit_on_real_mnist(mnist_5k):
+    (x, y), _ = mnist_5k
+    x = x[:256]
+    conv = WeightNormalization(keras.layers.Conv2D(8, 3))
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), conv, keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    v = conv.layer.kernel.numpy()
+    direction = keras.ops.convert_to_numpy(keras.ops.conv(
+        x[:128], unit_direction(v).astype("float32")))
+    mu = direction.mean(axis=(0, 1, 2))
+    sigma = direction.std(axis=(0, 1, 2))
+    model.compile(keras.optimizers.SGD(0.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:128], y[:128], batch_size=128, epochs=1, verbose=0)
+    np.testing.assert_allclose(conv.g.numpy(), 1 / sigma, rtol=1e-3)
+    np.testing.assert_allclose(conv.layer.bias.numpy(), -mu / sigma,
+                               atol=1e-3)
+
+
+def test_no_data_init_keeps_g():
+    x = np.random.default_rng(4).normal(size=(8, 5)).astype("float32")
+    layer = WeightNormalization(keras.layers.Dense(3), data_init=False)
+    layer.build(x.shape)
+    g = layer.g.numpy()
+    layer(x, training=True)
+    np.testing.assert_array_equal(layer.g.numpy(), g)
+
+
+def test_bad_arguments():
+    for layer, kwargs, error in [
+        (keras.layers.Conv2DTranspose(2, 3), {}, TypeError),
+        (keras.layers.LayerNormalization(), {}, TypeError),
+        ("dense", {}, TypeError),
+        (keras.layers.Dense(2), {"data_init": "yes"}, TypeError),
+    ]:
+        with pytest.raises(error, match="Received"):
+            WeightNormalization(layer, **kwargs)
