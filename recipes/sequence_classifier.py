@@ -417,7 +417,8 @@ import tensorflow as tf
                                      num_examples=seqs.num_validation,
                                      **pipeline)
     steps = math.ceil(seqs.num_train / runtime.batch_size)
-    spe = _training.steps_per_execution_for(steps_per_execution, steps)
+    spe = _training.steps_per_execution_for(steps_per_execution, steps,
+                                            runtime)
     loss = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
