@@ -10,6 +10,7 @@ from recipes import (
     loading,
     optimizers,
     regularization,
+    sequence_data,
     tuning,
 )
 from recipes.compress import (
@@ -26,6 +27,11 @@ from recipes.image_classifier import (
     fit_image_classifier,
 )
 from recipes.loading import load_model
+from recipes.sequence_classifier import (
+    SequenceClassifierHyperModel,
+    SequenceClassifierResult,
+    fit_sequence_classifier,
+)
 from recipes.tuning import ImageClassifierHyperModel, tune_image_classifier
 
 __version__ = "0.1.0"
@@ -33,6 +39,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ImageClassifierHyperModel",
     "ImageClassifierResult",
+    "SequenceClassifierHyperModel",
+    "SequenceClassifierResult",
     "backbones",
     "data",
     "datasets",
@@ -40,6 +48,7 @@ __all__ = [
     "distribute",
     "export_tflite",
     "fit_image_classifier",
+    "fit_sequence_classifier",
     "get_strategy",
     "initializers",
     "layers",
@@ -49,6 +58,7 @@ __all__ = [
     "prune",
     "quantize",
     "regularization",
+    "sequence_data",
     "sparsity_report",
     "strip_pruning",
     "tune_image_classifier",
