@@ -81,7 +81,9 @@ class _Source:
 
 
 def _fail(name, message, received):
-    raise ValueError(f"Argument `{name}` {message}. Received: {received}")
+    # Keras style: "Argument `x` must ... Received: x=<what was wrong>".
+    raise ValueError(
+        f"Argument `{name}` {message}. Received: {name}={received}")
 
 
 def _from_arrays(data, name, class_names):

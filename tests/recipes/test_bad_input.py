@@ -11,11 +11,14 @@ To add cases for another module, append `case(...)` entries to `CASES`
 (or build a list in your module and add it here).
 """
 
+import json
 import os
 
 import keras
+import numpy as np
 import pytest
 
+import callbacks
 import recipes
 from callbacks import Checkpointing, DivergenceGuard, checkpoint_status
 from recipes import distribute
@@ -78,6 +81,39 @@ CASES = [
          ValueError, "path", id="load-unknown-extension"),
     case(lambda ws: recipes.load_model(None), TypeError, "path",
          id="load-none"),
+    # callbacks: schedules and callbacks
+    case(lambda ws: callbacks.CyclicalLearningRate(1e-3, 1e-2, step_size=0),
+         ValueError, "step_size", id="clr-step-size-zero"),
+    case(lambda ws: callbacks.WarmupCosineDecay(1e-3, 100, warmup_steps=200),
+         ValueError, "warmup_steps", id="warmup-longer-than-total"),
+    case(lambda ws: callbacks.OneCycleLR(1e-2, total_steps="100"),
+         TypeError, "total_steps", id="one-cycle-steps-string"),
+    case(lambda ws: callbacks.CyclicalLR(1e-2, 1e-3, step_size=10),
+         ValueError, "maximal_learning_rate", id="clr-max-below-initial"),
+    case(lambda ws: callbacks.StepDecay(0.1, factor=0.5), ValueError,
+         "step_size", id="step-decay-no-steps"),
+    case(lambda ws: callbacks.EarlyStopping(max_time=-1), ValueError,
+         "max_time", id="early-stopping-negative-time"),
+    case(lambda ws: callbacks.LRFinder(num_steps=0), ValueError,
+         "num_steps", id="lr-finder-no-steps"),
+    # recipes.fit_image_classifier: data and output_dir
+    case(lambda ws: recipes.fit_image_classifier(
+        (np.full((20, 8, 8, 1), np.nan, "float32"), np.arange(20) % 2)),
+        ValueError, "data", id="image-nan-pixels"),
+    case(lambda ws: recipes.fit_image_classifier(
+        (np.zeros((0, 8, 8, 1), "float32"), np.zeros(0, "int64"))),
+        ValueError, "data", id="image-empty"),
+    case(lambda ws: recipes.fit_image_classifier(
+        (np.zeros((20, 8, 8, 1), "float32"), np.arange(20) % 2),
+        output_dir=os.path.join(ws, "finished_run")),
+        ValueError, "output_dir", id="image-finished-output-dir"),
+    case(lambda ws: recipes.fit_image_classifier(
+        (np.zeros((20, 8, 8, 1), "float32"), np.arange(20) % 2),
+        epochs=0), ValueError, "epochs", id="image-zero-epochs"),
+    case(lambda ws: recipes.fit_image_classifier(
+        (np.zeros((20, 8, 8, 1), "float32"), np.arange(20) % 2),
+        backbone="resnet9000"), ValueError, "backbone",
+        id="image-unknown-backbone"),
 ]
 
 
@@ -105,6 +141,9 @@ def workspace(tmp_path, _model_bytes):
     (tmp_path / "corrupt.keras").write_bytes(_model_bytes[:100])
     (tmp_path / "legacy.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 64)
     (tmp_path / "notes.txt").write_text("the user's own notes")
+    finished = tmp_path / "finished_run"
+    finished.mkdir()
+    (finished / "run.json").write_text(json.dumps({"status": "finished"}))
     damaged = tmp_path / "damaged_run"
     damaged.mkdir()
     (damaged / "ckpt-000000000001.npz").write_bytes(b"truncated")
