@@ -295,6 +295,37 @@ def make_callbacks(*, output_dir, phase, early_stopping, patience,
     return found
 
 
+def evaluate_splits(model, **splits):
+    """`{split}_{metric}` for each non-None dataset given by keyword."""
+    metrics = {}
+    for prefix, dataset in splits.items():
+        if dataset is not None:
+            logs = model.evaluate(dataset, verbose=0, return_dict=True)
+            metrics.update({f"{prefix}_{k}": float(v) for k, v in logs.items()})
+    return metrics
+
+
+def training_config(*, runtime, steps_per_execution, learning_rate,
+                    requested_learning_rate, used_lr_finder, history,
+                    **settings):
+    """The part of a recipe's resolved config that every recipe shares:
+    the given `settings`, where the learning rate came from, the runtime
+    (strategy, replicas, precision) and how many epochs really ran."""
+    return {
+        **settings,
+        "learning_rate": learning_rate,
+        "learning_rate_source": (
+            "lr_finder" if used_lr_finder
+            else "given" if requested_learning_rate else "default"),
+        "global_batch_size": runtime.batch_size,
+        "replicas": runtime.replicas,
+        "strategy": type(runtime.strategy).__name__,
+        "mixed_precision": runtime.policy,
+        "steps_per_execution": steps_per_execution,
+        "epochs_run": len(history.get("loss", [])),
+    }
+
+
 def merge_histories(*histories):
     """One dict of lists from several `History.history` dicts, in order."""
     merged = {}

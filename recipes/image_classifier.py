@@ -445,11 +445,7 @@ def fit_image_classifier(
                             optimizer_fn=two_rates, **fit_kw)
         history = _training.merge_histories(history, second)
 
-    metrics = {}
-    if val is not None:
-        metrics.update(_evaluate(model, val, "val"))
-    if test is not None:
-        metrics.update(_evaluate(model, test, "test"))
+    metrics = _training.evaluate_splits(model, val=val, test=test)
     config = {
         "backbone": info.name, "weights": _describe_weights(weights, info),
         "pretrained": pretrained, "input_shape": input_shape,
@@ -459,21 +455,16 @@ def fit_image_classifier(
         "num_validation": images.num_validation,
         "epochs": epochs, "fine_tune_epochs": fine_tune_epochs,
         "fine_tune_layers": [layer.name for layer in unfrozen],
-        "backbone_lr_ratio": backbone_lr_ratio, "optimizer": optimizer,
-        "learning_rate": peak,
-        "learning_rate_source": (
-            "lr_finder" if finder else "given" if learning_rate
-            else "default"),
-        "schedule": schedule, "warmup_fraction": warmup_fraction,
-        "label_smoothing": label_smoothing, "dropout": dropout,
-        "weight_decay": weight_decay, "augment": augment, "mixup": mixup,
-        "cutmix": cutmix, "batch_size": batch_size,
-        "global_batch_size": runtime.batch_size,
-        "replicas": runtime.replicas,
-        "strategy": type(runtime.strategy).__name__,
-        "mixed_precision": runtime.policy, "steps_per_execution": spe,
-        "early_stopping": early_stopping, "patience": patience,
-        "seed": seed, "epochs_run": len(history.get("loss", [])),
+        "backbone_lr_ratio": backbone_lr_ratio, "dropout": dropout,
+        "augment": augment, "mixup": mixup, "cutmix": cutmix,
+        **_training.training_config(
+            runtime=runtime, steps_per_execution=spe, learning_rate=peak,
+            requested_learning_rate=learning_rate, used_lr_finder=finder,
+            history=history, optimizer=optimizer, schedule=schedule,
+            warmup_fraction=warmup_fraction,
+            label_smoothing=label_smoothing, weight_decay=weight_decay,
+            batch_size=batch_size, early_stopping=early_stopping,
+            patience=patience, seed=seed),
     }
     out.write(model, config, metrics, history)
     return ImageClassifierResult(model, images.class_names, history, metrics,
@@ -506,11 +497,6 @@ def _fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
                         initial_epoch=initial_epoch, callbacks=found,
                         shuffle=False, verbose=verbose)
     return dict(history.history)
-
-
-def _evaluate(model, dataset, prefix):
-    logs = model.evaluate(dataset, verbose=0, return_dict=True)
-    return {f"{prefix}_{k}": float(v) for k, v in logs.items()}
 
 
 def _describe_weights(weights, info):

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from callbacks._validation import check_choice, check_number
 from recipes import _training
-from recipes.image_classifier import _accuracy, _evaluate, _fit_phase
+from recipes.image_classifier import _accuracy, _fit_phase
 from recipes.sequence_data import (
     load_sequence_data,
     make_sequence_pipeline,
@@ -444,11 +444,7 @@ import tensorflow as tf
         warmup_fraction=warmup_fraction, optimizer=optimizer,
         weight_decay=weight_decay, extra_callbacks=list(callbacks or []))
 
-    metrics = {}
-    if val is not None:
-        metrics.update(_evaluate(model, val, "val"))
-    if test is not None:
-        metrics.update(_evaluate(model, test, "test"))
+    metrics = _training.evaluate_splits(model, val=val, test=test)
     config = {
         "cell": cell, "bidirectional": bidirectional, "units": units,
         "layers": layers, "dropout": dropout,
@@ -461,19 +457,15 @@ import tensorflow as tf
         "embedding_dim": embedding_dim if vectorizer else None,
         "class_names": seqs.class_names, "data_source": seqs.source,
         "num_train": seqs.num_train, "num_validation": seqs.num_validation,
-        "epochs": epochs, "optimizer": optimizer, "learning_rate": peak,
-        "learning_rate_source": (
-            "lr_finder" if finder else "given" if learning_rate
-            else "default"),
-        "schedule": schedule, "warmup_fraction": warmup_fraction,
-        "clipnorm": clipnorm, "label_smoothing": label_smoothing,
-        "weight_decay": weight_decay, "batch_size": batch_size,
-        "global_batch_size": runtime.batch_size,
-        "replicas": runtime.replicas,
-        "strategy": type(runtime.strategy).__name__,
-        "mixed_precision": runtime.policy, "steps_per_execution": spe,
-        "early_stopping": early_stopping, "patience": patience,
-        "seed": seed, "epochs_run": len(history.get("loss", [])),
+        "epochs": epochs, "clipnorm": clipnorm,
+        **_training.training_config(
+            runtime=runtime, steps_per_execution=spe, learning_rate=peak,
+            requested_learning_rate=learning_rate, used_lr_finder=finder,
+            history=history, optimizer=optimizer, schedule=schedule,
+            warmup_fraction=warmup_fraction,
+            label_smoothing=label_smoothing, weight_decay=weight_decay,
+            batch_size=batch_size, early_stopping=early_stopping,
+            patience=patience, seed=seed),
     }
     out.write(model, config, metrics, history)
     return SequenceClassifierResult(model, seqs.class_names, history,

@@ -133,7 +133,8 @@ class ChannelNormalization(keras.layers.Layer):
         return ops.cast(outputs, self.compute_dtype)
 
     def normalize(self, inputs, reduction_axes):
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `normalize`.")
 
     def compute_output_shape(self, input_shape):
         return input_shape
