@@ -133,8 +133,7 @@ class ChannelNormalization(keras.layers.Layer):
         return ops.cast(outputs, self.compute_dtype)
 
     def normalize(self, inputs, reduction_axes):
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement `normalize`.")
+        raise NotImplementedError("Subclasses implement `normalize`.")
 
     def compute_output_shape(self, input_shape):
         return input_shape
