@@ -5,7 +5,11 @@ callback here adds to an existing `model.fit(callbacks=[...])`.
 """
 
 from callbacks import schedules
-from callbacks.checkpointing import Checkpointing, checkpoint_status
+from callbacks.checkpointing import (
+    Checkpointing,
+    checkpoint_status,
+    load_checkpoint,
+)
 from callbacks.divergence import DivergenceError, DivergenceGuard
 from callbacks.early_stopping import EarlyStopping
 from callbacks.lr_finder import LRFinder, LRFinderResult, find_learning_rate
@@ -57,6 +61,7 @@ __all__ = [
     "WarmupCosine",
     "WarmupCosineDecay",
     "checkpoint_status",
+    "load_checkpoint",
     "find_learning_rate",
     "plot_history",
     "plot_schedule",

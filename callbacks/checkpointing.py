@@ -141,6 +141,51 @@ def checkpoint_status(directory):
     return "finished" if found[0]["finished"] else "unfinished"
 
 
+def load_checkpoint(model, directory):
+    """Load the model variables of the newest readable checkpoint.
+
+    Only the model's own variables (weights, normalization statistics) are
+    loaded, not the optimizer's: use it to take the weights a finished or
+    interrupted run left in `directory`, e.g. to evaluate them.
+
+    Args:
+        model: A built `keras.Model` of the same architecture.
+        directory: A `Checkpointing` directory.
+
+    Returns:
+        The checkpoint's `meta` dict (`epoch`, `step`, `finished`, `path`,
+        ...), or `None` when the directory holds no checkpoint (the model is
+        then left unchanged).
+
+    Raises:
+        ValueError: If the checkpoint belongs to another model, or
+            checkpoints exist but none is readable.
+
+    Example:
+
+    ```python
+    model = build_model()
+    meta = load_checkpoint(model, "runs/mnist")
+    print(meta["step"], model.evaluate(x_test, y_test))
+    ```
+    """
+    found = latest_checkpoint(directory)
+    if found is None:
+        return None
+    meta, groups = found
+    want = [tuple(v.shape) for v in model.variables]
+    have = [tuple(a.shape) for a in groups["model"]]
+    if want != have:
+        raise ValueError(
+            "Argument `directory` holds a checkpoint of another model: "
+            f"{meta['path']}. Received: directory={directory!r}"
+        )
+    for variable, value in zip(model.variables, groups["model"],
+                               strict=True):
+        variable.assign(value)
+    return meta
+
+
 def _write_atomically(path, arrays):
     """Write `arrays` to `path` so a reader sees the old or the new file."""
     directory = os.path.dirname(path)
@@ -166,6 +211,46 @@ def _write_atomically(path, arrays):
         os.close(fd)
 
 
+_TRACKED = (
+    (keras.callbacks.EarlyStopping,
+     ("wait", "stopped_epoch", "best", "best_epoch")),
+    (keras.callbacks.ReduceLROnPlateau, ("wait", "cooldown_counter", "best")),
+    (keras.callbacks.ModelCheckpoint, ("best",)),
+)
+
+
+def _tracked_fields(callback):
+    for cls, fields in _TRACKED:
+        if isinstance(callback, cls):
+            return fields
+    raise TypeError(
+        "Argument `track` must hold keras.callbacks.EarlyStopping, "
+        "ReduceLROnPlateau or ModelCheckpoint instances. Received: "
+        f"track item {callback!r}"
+    )
+
+
+def _tracked_state(callback):
+    """JSON-able counters of `callback` and its best weights (or None)."""
+    state = {}
+    for field in _tracked_fields(callback):
+        value = getattr(callback, field, None)
+        state[field] = None if value is None else (
+            float(value) if field == "best" else int(value))
+    weights = getattr(callback, "best_weights", None)
+    state["has_best_weights"] = weights is not None
+    arrays = None if weights is None else [np.asarray(w) for w in weights]
+    return state, arrays
+
+
+def _set_tracked_state(callback, state, arrays):
+    for field in _tracked_fields(callback):
+        if field in state:
+            setattr(callback, field, state[field])
+    if state.get("has_best_weights") and arrays is not None:
+        callback.best_weights = list(arrays)
+
+
 class Checkpointing(keras.callbacks.Callback):
     """Save training state every N steps and resume at the exact step.
 
@@ -188,7 +273,14 @@ class Checkpointing(keras.callbacks.Callback):
     slots), the epoch's metric accumulators and, when an in-graph LR
     callback (`ScheduleLR`, `ReduceLROnPlateau`, `DivergenceGuard`) is
     active, its LR scale and step offset, so schedules resume exactly too.
-    Other callbacks' Python counters (e.g. plateau patience) start afresh.
+    Keras's monitoring callbacks passed in `track` (`EarlyStopping`,
+    `ReduceLROnPlateau`, `ModelCheckpoint`, and their subclasses in this
+    library) resume with their counters, best value and, for early
+    stopping with `restore_best_weights`, best weights; other callbacks'
+    Python counters start afresh. An epoch after which training stops (early
+    stopping) is not checkpointed: a crash before the end of `fit` repeats
+    that epoch from the previous checkpoint and stops again, rather than
+    resuming past the stop.
 
     Checkpoints are single `.npz` files (no pickles) numbered in save
     order, written to a temporary file, synced and renamed over, so a crash
@@ -211,6 +303,10 @@ class Checkpointing(keras.callbacks.Callback):
         keep: How many checkpoints to keep (>= 2 so a damaged newest one
             has a fallback). Defaults to `2`.
         verbose: Print a line for every save and restore. Defaults to `0`.
+        track: Callbacks of the same `fit` whose state is saved and
+            restored with each checkpoint: instances of
+            `keras.callbacks.EarlyStopping`, `ReduceLROnPlateau` or
+            `ModelCheckpoint` (or subclasses). Defaults to `()`.
 
     Raises:
         TypeError: If an argument has the wrong type.
@@ -226,7 +322,8 @@ class Checkpointing(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, directory, save_freq=500, keep=2, verbose=0):
+    def __init__(self, directory, save_freq=500, keep=2, verbose=0,
+                 track=()):
         super().__init__()
         if not isinstance(directory, (str, os.PathLike)) or not str(
             directory
@@ -252,6 +349,9 @@ class Checkpointing(keras.callbacks.Callback):
         self.save_freq = save_freq
         self.keep = check_number("keep", keep, low=2, integer=True)
         self.verbose = verbose
+        self.track = list(track)
+        for item in self.track:
+            _tracked_fields(item)
 
     # ----------------------------------------------------------- state I/O
     def _save(self, epoch, step_in_epoch, finished=False):
@@ -265,6 +365,12 @@ class Checkpointing(keras.callbacks.Callback):
         ]
         if not is_chief():
             return
+        tracked = []
+        for index, item in enumerate(self.track):
+            state, arrays = _tracked_state(item)
+            tracked.append(state)
+            if arrays is not None:
+                values[f"track{index}"] = arrays
         bad = _state.non_finite(self.model, values)
         if bad:
             warnings.warn(
@@ -280,6 +386,7 @@ class Checkpointing(keras.callbacks.Callback):
             "finished": bool(finished),
             "time": time.time(),
             "counts": {g: len(a) for g, a in values.items()},
+            "tracked": tracked,
         }
         arrays = {f"{g}/{i}": a for g, group in values.items()
                   for i, a in enumerate(group)}
@@ -318,6 +425,7 @@ class Checkpointing(keras.callbacks.Callback):
             )
         _state.write(self.model, groups, ("model", "optimizer"))
         self._saved = groups
+        self._saved_tracked = (meta.get("tracked", []), groups)
         if self.verbose:
             print(f"Checkpointing: resumed from {meta['path']} (epoch "
                   f"{meta['epoch']}, batch {meta['step_in_epoch']}).")
@@ -364,6 +472,7 @@ class Checkpointing(keras.callbacks.Callback):
         self._skip = 0
         self._resume_epoch = None
         self._saved = None
+        self._saved_tracked = None
         self._epoch = 0
         self._trained = False
         meta = self._restore()
@@ -378,6 +487,16 @@ class Checkpointing(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._trained = True
+        if self._saved_tracked is not None:
+            # Tracked callbacks reset themselves in on_train_begin; every
+            # on_train_begin has run by now.
+            states, groups = self._saved_tracked
+            self._saved_tracked = None
+            if len(states) == len(self.track):
+                for index, (item, state) in enumerate(
+                        zip(self.track, states, strict=True)):
+                    _set_tracked_state(item, state,
+                                       groups.get(f"track{index}"))
         skip = 0
         if epoch == self._resume_epoch:
             skip = self._skip
@@ -402,7 +521,9 @@ class Checkpointing(keras.callbacks.Callback):
             self._save(self._epoch, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.save_freq == "epoch":
+        # Not when training stops here: resuming from this epoch's end would
+        # train past the stop; on_train_end saves the final state.
+        if self.save_freq == "epoch" and not self.model.stop_training:
             self._save(epoch + 1, 0)
 
     def on_train_end(self, logs=None):

@@ -15,6 +15,7 @@ from callbacks.checkpointing import (
     checkpoint_status,
     is_chief,
     latest_checkpoint,
+    load_checkpoint,
 )
 
 WORKER = os.path.join(os.path.dirname(__file__), "_resume_worker.py")
@@ -386,3 +387,84 @@ def test_directory_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="directory="):
         Checkpointing(path)
     assert path.read_text() == "user data"
+
+
+def _early_stopped_run(directory, data, crash_step=None, track=True):
+    """6 epochs of 10 steps under EarlyStopping on the training loss."""
+    model = _model()
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="loss", min_delta=0.3, patience=1,
+        restore_best_weights=True)
+    checkpointing = Checkpointing(directory, save_freq=5,
+                                  track=[stopper] if track else [])
+    callbacks = [stopper, checkpointing]
+    if crash_step is not None:
+        with pytest.raises(KeyboardInterrupt):
+            _fit(model, data, [*callbacks, CrashAt(crash_step)], epochs=6)
+        model = _model()
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="loss", min_delta=0.3, patience=1,
+            restore_best_weights=True)
+        callbacks = [stopper, Checkpointing(
+            directory, save_freq=5, track=[stopper] if track else [])]
+    history = _fit(model, data, callbacks, epochs=6)
+    return model, stopper, history
+
+
+def test_tracked_early_stopping_resumes_its_state(tmp_path, digits_8x8):
+    """A crash inside the epoch after the best one: the resumed stopper
+    still knows the best epoch, its weights and its patience count."""
+    model, stopper, _ = _early_stopped_run(tmp_path / "plain", digits_8x8)
+    assert 0 < stopper.stopped_epoch < 5  # it did stop early
+    crash = (stopper.stopped_epoch * 10) + 3  # inside the stopping epoch
+    resumed, again, _ = _early_stopped_run(tmp_path / "crash", digits_8x8,
+                                           crash_step=crash)
+    assert (again.stopped_epoch, again.best_epoch, again.wait) == (
+        stopper.stopped_epoch, stopper.best_epoch, stopper.wait)
+    assert again.best == pytest.approx(stopper.best, rel=1e-6)
+    for got, want in zip(resumed.get_weights(), model.get_weights(),
+                         strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # Negative control: without tracking, the resumed stopper starts afresh
+    # and ends elsewhere.
+    _, fresh, _ = _early_stopped_run(tmp_path / "untracked", digits_8x8,
+                                     crash_step=crash, track=False)
+    assert (fresh.stopped_epoch, fresh.best_epoch) != (
+        stopper.stopped_epoch, stopper.best_epoch)
+
+
+def test_the_epoch_that_stops_training_is_not_checkpointed(tmp_path,
+                                                          digits_8x8):
+    model = _model()
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", min_delta=0.3,
+                                            patience=1)
+    _fit(model, digits_8x8,
+         [stopper, Checkpointing(tmp_path, save_freq="epoch")], epochs=6)
+    assert 0 < stopper.stopped_epoch < 5
+    newest, previous = (latest_checkpoint(tmp_path)[0], None)
+    os.remove(newest["path"])
+    previous = latest_checkpoint(tmp_path)[0]
+    assert newest["finished"] and newest["epoch"] == stopper.stopped_epoch + 1
+    # The last epoch-end save is the one before the stopping epoch.
+    assert not previous["finished"]
+    assert previous["epoch"] == stopper.stopped_epoch
+
+
+def test_track_rejects_other_callbacks(tmp_path):
+    with pytest.raises(TypeError, match="track"):
+        Checkpointing(tmp_path, track=[keras.callbacks.History()])
+
+
+def test_load_checkpoint_loads_model_weights_only(finished_run):
+    directory, weights = finished_run
+    model = _model()
+    meta = load_checkpoint(model, directory)
+    assert meta["finished"] and meta["step"] == 20
+    for got, want in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # The optimizer was not touched (still unbuilt, step 0).
+    assert int(model.optimizer.iterations.numpy()) == 0
+    other = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="another model"):
+        load_checkpoint(other, directory)
