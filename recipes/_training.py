@@ -9,18 +9,26 @@ object returned to the user (`FitResult`).
 """
 
 import contextlib
+import csv
 import dataclasses
 import json
 import math
 import os
 import shutil
+import tempfile
 
 import keras
 import numpy as np
 
 import callbacks as cb
 from callbacks._validation import check_choice, check_number
-from callbacks.checkpointing import Checkpointing
+from callbacks.checkpointing import (
+    Checkpointing,
+    checkpoint_status,
+    is_chief,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from recipes import distribute
 from recipes import optimizers as optimizer_registry
 
@@ -195,9 +203,17 @@ class OutputDir:
 
     A directory holding a finished run is refused unless `overwrite=True`
     (then only the files this class writes are replaced); an unfinished one
-    (crashed) is resumed through `callbacks.Checkpointing`. Nothing is
-    written before `open()`, which recipes call once their arguments and
-    data are checked.
+    (crashed) is resumed: each training phase checkpoints to
+    `checkpoints/phase<N>` through `callbacks.Checkpointing`, a finished
+    phase is not trained again (its weights and history are read back), an
+    interrupted one resumes at its last completed epoch with its early
+    stopping and best-model state, and `history.csv` keeps one row per
+    epoch. Nothing is written before `open()`, which recipes call once
+    their arguments and data are checked. Under multi-worker training only
+    the chief writes the directory; the other workers run the same writers
+    (saving a model joins collective ops) into a temporary directory that
+    is deleted at the end, and every worker reads the checkpoints (the
+    directory must be shared).
 
     Args:
         path: The directory, or `None` for no artifacts.
@@ -210,6 +226,8 @@ class OutputDir:
 
     def __init__(self, path, overwrite=False):
         self.path = None if path is None else os.fspath(path)
+        self.writer = is_chief()
+        self._root = self.path
         if self.path is None:
             return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -228,43 +246,146 @@ class OutputDir:
         """Create the directory (clearing a finished run) before training."""
         if self.path is None:
             return
+        if not self.writer:
+            self._root = tempfile.mkdtemp(prefix="recipes-worker-")
+            return
         if self.finished():
             self._clear()
         os.makedirs(self.path, exist_ok=True)
 
     def file(self, name):
+        """Where this process writes `name` (a scratch folder on non-chief
+        workers)."""
+        return os.path.join(self._root, name)
+
+    def _shared(self, name):
         return os.path.join(self.path, name)
 
-    def finished(self):
-        run = self.file("run.json")
-        if not os.path.isfile(run):
-            return False
+    def _run_json(self):
         try:
-            with open(run) as f:
-                return json.load(f).get("status") == "finished"
+            with open(self._shared("run.json")) as f:
+                return json.load(f)
         except (OSError, ValueError):
-            return False
+            return {}
+
+    def finished(self):
+        return self._run_json().get("status") == "finished"
 
     def _clear(self):
         for name in self.FILES:
-            if os.path.isfile(self.file(name)):
-                os.remove(self.file(name))
+            if os.path.isfile(self._shared(name)):
+                os.remove(self._shared(name))
         for name in self.DIRS:
-            shutil.rmtree(self.file(name), ignore_errors=True)
+            shutil.rmtree(self._shared(name), ignore_errors=True)
 
-    def callbacks(self, phase, monitor, mode):
-        """Callbacks writing this directory during one training phase."""
+    def remember(self, **values):
+        """Record resolved values of an unfinished run (e.g. the learning
+        rate an LR range test chose), so a resumed run reuses them."""
+        if self.path is None or not self.writer:
+            return
+        payload = {"status": "running",
+                   "resolved": {**self.recall(), **jsonable(values)}}
+        _write_json(self.file("run.json"), payload)
+
+    def recall(self):
+        """Values recorded by `remember` in an unfinished run, else {}."""
+        if self.path is None:
+            return {}
+        run = self._run_json()
+        return dict(run.get("resolved", {})) if run.get(
+            "status") == "running" else {}
+
+    def _phase_dir(self, phase):
+        return self._shared(f"checkpoints/phase{phase}")
+
+    def phase_status(self, phase):
+        """`"empty"`, `"unfinished"` or `"finished"` for training phase N."""
+        if self.path is None:
+            return "empty"
+        return checkpoint_status(self._phase_dir(phase))
+
+    def load_finished_phase(self, model, phase, first_epoch):
+        """Weights and history of a phase that finished before a crash."""
+        meta = load_checkpoint(model, self._phase_dir(phase))
+        return self.read_history(first_epoch, int(meta["epoch"]))
+
+    def prepare_resume(self, phase, first_epoch):
+        """History rows of an interrupted phase before its resume epoch.
+
+        Rows at or after the resume epoch (written after the checkpoint,
+        just before the crash) are dropped from `history.csv`, so the
+        resumed epochs are not logged twice.
+        """
+        meta = latest_checkpoint(self._phase_dir(phase))[0]
+        resume = int(meta["epoch"])
+        if self.writer:
+            self._truncate_history(resume)
+        return self.read_history(first_epoch, resume)
+
+    def _history_rows(self):
+        try:
+            with open(self._shared("history.csv"), newline="") as f:
+                return list(csv.DictReader(f))
+        except OSError:
+            return []
+
+    def read_history(self, first_epoch, end_epoch):
+        """`history.csv` rows with `first_epoch <= epoch < end_epoch` as a
+        dict of lists (`end_epoch=None`: to the end)."""
+        history = {}
+        for row in self._history_rows():
+            epoch = int(row["epoch"])
+            if epoch < first_epoch or (end_epoch is not None
+                                       and epoch >= end_epoch):
+                continue
+            for key, value in row.items():
+                if key != "epoch" and value not in (None, ""):
+                    history.setdefault(key, []).append(float(value))
+        return history
+
+    def _truncate_history(self, end_epoch):
+        path = self.file("history.csv")
+        if not os.path.isfile(path):
+            return
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = [r for r in reader if r and int(float(r[0])) < end_epoch]
+        if header is None:
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+
+    def callbacks(self, phase, monitor, mode, *, best=None, resuming=False,
+                  track=()):
+        """Callbacks writing this directory during one training phase.
+
+        Args:
+            phase: Phase number (1, 2, ...).
+            monitor: Metric deciding the best model.
+            mode: `"max"` or `"min"` for `monitor`.
+            best: Best `monitor` value of earlier phases/epochs, so
+                `best.keras` holds the best model of the whole run.
+            resuming: Whether this phase resumes after a crash.
+            track: Other callbacks of the phase whose state is
+                checkpointed with it (early stopping).
+        """
         if self.path is None:
             return []
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            self.file("best.keras"), monitor=monitor, mode=mode,
+            save_best_only=True, initial_value_threshold=best)
         return [
-            keras.callbacks.ModelCheckpoint(
-                self.file("best.keras"), monitor=monitor, mode=mode,
-                save_best_only=True),
+            checkpoint,
             keras.callbacks.CSVLogger(self.file("history.csv"),
-                                      append=phase > 1),
+                                      append=phase > 1 or resuming),
             keras.callbacks.TensorBoard(self.file("logs")),
-            Checkpointing(self.file(f"checkpoints/phase{phase}"),
-                             save_freq="epoch"),
+            Checkpointing(self._phase_dir(phase), save_freq="epoch",
+                          track=[*track, checkpoint]),
         ]
 
     def write(self, model, config, metrics, history, status="finished"):
@@ -272,35 +393,109 @@ class OutputDir:
         if self.path is None:
             return
         model.save(self.file("model.keras"))
+        if not self.writer:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = self.path
+            return
         if history:
             save_plot(history, self.file("training_curves.png"))
-        payload = {"status": status, "config": jsonable(config),
-                   "metrics": jsonable(metrics)}
-        tmp = self.file("run.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, self.file("run.json"))
+        _write_json(self.file("run.json"), {
+            "status": status, "config": jsonable(config),
+            "metrics": jsonable(metrics)})
+
+
+def _write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def accuracy_metric():
+    """The recipes' accuracy metric (one-hot labels), named `accuracy`."""
+    return keras.metrics.CategoricalAccuracy(name="accuracy")
+
+
+def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
+              val, loss, spe, steps, runtime, out, verbose, early_stopping,
+              patience, schedule, warmup_fraction, extra_callbacks,
+              earlier=None):
+    """Compile and fit one training phase, resuming it from `out`.
+
+    Args:
+        model: The model (built under `runtime.strategy`).
+        phase: Phase number; names its checkpoint directory.
+        epochs: Epochs of this phase.
+        initial_epoch: Epochs of the earlier phases.
+        optimizer_fn: `optimizer_fn(make)` returns the optimizer, where
+            `make(peak)` is this phase's schedule peaking at `peak`.
+        earlier: History of the earlier phases (decides the best model
+            `best.keras` must beat). Defaults to `None`.
+
+    Returns:
+        This phase's history as a dict of lists (after a resume, read back
+        from `history.csv` for the epochs before the crash).
+    """
+    total = epochs * steps
+
+    def make(peak):
+        return make_schedule(schedule, peak, total,
+                             round(warmup_fraction * total))
+
+    with runtime.strategy.scope():
+        model.compile(optimizer=optimizer_fn(make), loss=loss,
+                      metrics=[accuracy_metric()], steps_per_execution=spe)
+    status = out.phase_status(phase)
+    if status == "finished":
+        return out.load_finished_phase(model, phase, initial_epoch)
+    before = {}
+    if status == "unfinished":
+        # The model, optimizer (step, slots, schedule position), metric and
+        # early-stopping state resume exactly; the training pipeline's
+        # shuffle sequence restarts in the new process.
+        before = out.prepare_resume(phase, initial_epoch)
+    monitor = "val_accuracy" if val is not None else "accuracy"
+    so_far = merge_histories(earlier or {}, before).get(monitor)
+    found = make_callbacks(
+        output_dir=out, phase=phase, early_stopping=early_stopping,
+        patience=patience, has_validation=val is not None, verbose=verbose,
+        extra=extra_callbacks, best=max(so_far) if so_far else None,
+        resuming=status == "unfinished")
+    # Inside the scope: a model from `distribute.prepare_model` does not
+    # carry its strategy.
+    with runtime.strategy.scope():
+        history = model.fit(train, validation_data=val,
+                            epochs=initial_epoch + epochs,
+                            initial_epoch=initial_epoch, callbacks=found,
+                            shuffle=False, verbose=verbose)
+    return merge_histories(before, history.history)
 
 
 def make_callbacks(*, output_dir, phase, early_stopping, patience,
-                   has_validation, verbose, extra=()):
+                   has_validation, verbose, extra=(), best=None,
+                   resuming=False):
     """Callbacks of one phase: early stopping, run-directory writers."""
     monitor = "val_accuracy" if has_validation else "accuracy"
     found = list(extra)
+    stoppers = []
     if early_stopping and has_validation:
-        found.append(cb.EarlyStopping(
+        stoppers.append(cb.EarlyStopping(
             monitor=monitor, mode="max", patience=patience,
             restore_best_weights=True, verbose=int(verbose > 0)))
-    found.extend(output_dir.callbacks(phase, monitor, "max"))
+    found.extend(stoppers)
+    found.extend(output_dir.callbacks(phase, monitor, "max", best=best,
+                                      resuming=resuming, track=stoppers))
     return found
 
 
-def evaluate_splits(model, **splits):
+def evaluate_splits(model, strategy=None, **splits):
     """`{split}_{metric}` for each non-None dataset given by keyword."""
     metrics = {}
     for prefix, dataset in splits.items():
         if dataset is not None:
-            logs = model.evaluate(dataset, verbose=0, return_dict=True)
+            with (strategy.scope() if strategy is not None
+                  else contextlib.nullcontext()):
+                logs = model.evaluate(dataset, verbose=0, return_dict=True)
             metrics.update({f"{prefix}_{k}": float(v) for k, v in logs.items()})
     return metrics
 

@@ -319,3 +319,83 @@ def scale_learning_rate(learning_rate, global_batch_size, base_batch_size,
     if rule == "sqrt":
         ratio = math.sqrt(ratio)
     return float(learning_rate * ratio)
+
+
+def is_multi_worker(strategy=None):
+    """Whether `strategy` all-reduces across several worker processes.
+
+    Args:
+        strategy: A `tf.distribute.Strategy`, or `None` for the current one.
+            Defaults to `None`.
+
+    Returns:
+        `True` for a `MultiWorkerMirroredStrategy` whose cluster has more
+        than one task (chief and workers), else `False`.
+
+    Example:
+
+    >>> is_multi_worker(get_strategy("cpu"))
+    False
+    """
+    strategy = _current_or(strategy)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker")) > 1
+
+
+def prepare_model(model, strategy=None):
+    """The model to compile and fit under `strategy`, working around Keras.
+
+    Under a multi-worker `MultiWorkerMirroredStrategy`, Keras 3.15's `fit`
+    fails twice on a model created in the strategy's scope: its eager
+    symbolic build reduces a whole `PerReplica` batch structure
+    (keras-team/keras#20585), and it all-reduces step logs with
+    `strategy.reduce("MEAN", value, axis=0)`, which rejects scalars. This
+    returns a functional model over the same layers and variables (created
+    in the scope) whose container is created outside it, so Keras defers
+    the build to the traced step, and whose train/test steps return rank-1
+    logs. Under any other strategy the model is returned unchanged.
+
+    Call it outside `strategy.scope()`, after building the model inside it.
+
+    Args:
+        model: A functional `keras.Model` built under `strategy`.
+        strategy: The strategy, or `None` for the current one. Defaults to
+            `None`.
+
+    Returns:
+        A `keras.Model` sharing `model`'s layers and variables.
+
+    Raises:
+        ValueError: If called inside a strategy scope for a multi-worker
+            strategy, or `model` is not functional.
+    """
+    if not is_multi_worker(strategy):
+        return model
+    if tf.distribute.has_strategy():
+        raise ValueError(
+            "`prepare_model` must be called outside `strategy.scope()`. "
+            f"Received: current strategy {tf.distribute.get_strategy()!r}"
+        )
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            "Argument `model` must be a functional keras.Model. Received: "
+            f"model={model!r}"
+        ) from error
+    prepared = keras.Model(inputs, outputs, name=model.name)
+    prepared.train_step = _rank_one_logs(prepared.train_step)
+    prepared.test_step = _rank_one_logs(prepared.test_step)
+    return prepared
+
+
+def _rank_one_logs(step):
+    def wrapped(data):
+        logs = step(data)
+        return {key: keras.ops.reshape(value, (1,))
+                for key, value in logs.items()}
+
+    return wrapped

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from callbacks._validation import check_number
-from recipes import _training
+from recipes import _training, distribute
 from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
     build_backbone,
@@ -374,6 +374,7 @@ def fit_image_classifier(
             dropout=dropout)
         if pretrained:
             backbone_model.trainable = False
+    model = distribute.prepare_model(model, runtime.strategy)
 
     if isinstance(augment, str) and augment == "auto":
         augment = "default" if pretrained else "none"
@@ -399,7 +400,6 @@ def fit_image_classifier(
                   runtime=runtime, out=out, verbose=verbose,
                   early_stopping=early_stopping, patience=patience,
                   schedule=schedule, warmup_fraction=warmup_fraction,
-                  optimizer=optimizer, weight_decay=weight_decay,
                   extra_callbacks=list(callbacks or []))
 
     peak = learning_rate
@@ -407,15 +407,20 @@ def fit_image_classifier(
     if peak is None:
         peak = _training.default_learning_rate(optimizer, runtime.batch_size)
     elif peak == "auto":
+        peak = out.recall().get("learning_rate")
+        finder = "resumed" if peak is not None else None
+    if peak is None:
         with runtime.strategy.scope():
             model.compile(_training.make_optimizer(optimizer, 1e-3,
                                                    weight_decay),
-                          loss=loss, metrics=[_accuracy()])
+                          loss=loss, metrics=[_training.accuracy_metric()])
         peak, finder = _training.find_peak_learning_rate(
             model, train, verbose=int(verbose > 0))
-    history = _fit_phase(model, phase=1, epochs=epochs, initial_epoch=0,
-                         optimizer_fn=lambda s: _training.make_optimizer(
-                             optimizer, s(peak), weight_decay), **fit_kw)
+    out.remember(learning_rate=peak)
+    history = _training.fit_phase(
+        model, phase=1, epochs=epochs, initial_epoch=0,
+        optimizer_fn=lambda s: _training.make_optimizer(
+            optimizer, s(peak), weight_decay), **fit_kw)
 
     unfrozen = []
     if fine_tune_epochs is None:
@@ -440,12 +445,14 @@ def fit_image_classifier(
                     weight_decay),
                 backbone_paths=paths)
 
-        second = _fit_phase(model, phase=2, epochs=fine_tune_epochs,
-                            initial_epoch=len(history.get("loss", [])),
-                            optimizer_fn=two_rates, **fit_kw)
+        second = _training.fit_phase(
+            model, phase=2, epochs=fine_tune_epochs,
+            initial_epoch=len(history.get("loss", [])),
+            optimizer_fn=two_rates, earlier=history, **fit_kw)
         history = _training.merge_histories(history, second)
 
-    metrics = _training.evaluate_splits(model, val=val, test=test)
+    metrics = _training.evaluate_splits(model, runtime.strategy, val=val,
+                                        test=test)
     config = {
         "backbone": info.name, "weights": _describe_weights(weights, info),
         "pretrained": pretrained, "input_shape": input_shape,
@@ -469,34 +476,6 @@ def fit_image_classifier(
     out.write(model, config, metrics, history)
     return ImageClassifierResult(model, images.class_names, history, metrics,
                                  config, out.path)
-
-
-def _accuracy():
-    return keras.metrics.CategoricalAccuracy(name="accuracy")
-
-
-def _fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
-               val, loss, spe, steps, runtime, out, verbose, early_stopping,
-               patience, schedule, warmup_fraction, optimizer, weight_decay,
-               extra_callbacks):
-    total = epochs * steps
-
-    def make(peak):
-        return _training.make_schedule(schedule, peak, total,
-                                       round(warmup_fraction * total))
-
-    with runtime.strategy.scope():
-        model.compile(optimizer=optimizer_fn(make), loss=loss,
-                      metrics=[_accuracy()], steps_per_execution=spe)
-    found = _training.make_callbacks(
-        output_dir=out, phase=phase, early_stopping=early_stopping,
-        patience=patience, has_validation=val is not None, verbose=verbose,
-        extra=extra_callbacks)
-    history = model.fit(train, validation_data=val,
-                        epochs=initial_epoch + epochs,
-                        initial_epoch=initial_epoch, callbacks=found,
-                        shuffle=False, verbose=verbose)
-    return dict(history.history)
 
 
 def _describe_weights(weights, info):

@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from callbacks._validation import check_choice, check_number
-from recipes import _training
-from recipes.image_classifier import _accuracy, _fit_phase
+from recipes import _training, distribute
 from recipes.sequence_data import (
     load_sequence_data,
     make_sequence_pipeline,
@@ -402,6 +401,7 @@ import tensorflow as tf
             units=units, layers=layers, dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             padding_value=padding_value, embedding_dim=embedding_dim)
+    model = distribute.prepare_model(model, runtime.strategy)
 
     out.open()
     pipeline = dict(num_classes=seqs.num_classes,
@@ -428,23 +428,28 @@ import tensorflow as tf
     if peak is None:
         peak = _training.default_learning_rate(optimizer, runtime.batch_size)
     elif peak == "auto":
+        peak = out.recall().get("learning_rate")
+        finder = "resumed" if peak is not None else None
+    if peak is None:
         with runtime.strategy.scope():
             model.compile(make_clipped_optimizer(optimizer, 1e-3,
                                                  weight_decay, clipnorm),
-                          loss=loss, metrics=[_accuracy()])
+                          loss=loss, metrics=[_training.accuracy_metric()])
         peak, finder = _training.find_peak_learning_rate(
             model, train, verbose=int(verbose > 0))
-    history = _fit_phase(
+    out.remember(learning_rate=peak)
+    history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: make_clipped_optimizer(
             optimizer, s(peak), weight_decay, clipnorm),
         train=train, val=val, loss=loss, spe=spe, steps=steps,
         runtime=runtime, out=out, verbose=verbose,
         early_stopping=early_stopping, patience=patience, schedule=schedule,
-        warmup_fraction=warmup_fraction, optimizer=optimizer,
-        weight_decay=weight_decay, extra_callbacks=list(callbacks or []))
+        warmup_fraction=warmup_fraction,
+        extra_callbacks=list(callbacks or []))
 
-    metrics = _training.evaluate_splits(model, val=val, test=test)
+    metrics = _training.evaluate_splits(model, runtime.strategy, val=val,
+                                        test=test)
     config = {
         "cell": cell, "bidirectional": bidirectional, "units": units,
         "layers": layers, "dropout": dropout,
@@ -618,7 +623,7 @@ import tensorflow as tf
                 hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=1.0)),
             loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=options["label_smoothing"]),
-            metrics=[_accuracy()],
+            metrics=[_training.accuracy_metric()],
             steps_per_execution=_training.steps_per_execution_for(
                 "auto", self.steps))
 

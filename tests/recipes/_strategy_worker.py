@@ -5,9 +5,10 @@ Usage:
       Splits the CPU into 2 logical devices, trains the same model on the
       same batches with the default strategy and with MirroredStrategy over
       both devices, and writes the largest weight difference.
-  python _strategy_worker.py multi_worker OUT.json CHECKPOINT_DIR
+  python _strategy_worker.py multi_worker OUT.json OUTPUT_DIR
       One worker of a MultiWorkerMirroredStrategy cluster described by
-      TF_CONFIG; writes its validation accuracy.
+      TF_CONFIG runs `fit_image_classifier` (strategy "auto") with a shared
+      output_dir; writes its accuracy and training counts.
 """
 
 import json
@@ -30,7 +31,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import recipes  # noqa: E402
-from callbacks import Checkpointing  # noqa: E402
 from recipes.datasets import load_digits_8x8  # noqa: E402
 
 
@@ -74,45 +74,22 @@ def mirrored(out):
                    "max_abs_diff": diff, "max_abs_weight": scale}, handle)
 
 
-class RankOneLogs(keras.Sequential):
-    """Returns rank-1 logs from train_step: under multi-worker, Keras 3.15
-    reduces them with `strategy.reduce("MEAN", v, axis=0)`, which fails on
-    scalars."""
-
-    def train_step(self, data):
-        logs = super().train_step(data)
-        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
-
-
-def multi_worker(out, directory):
-    strategy = recipes.get_strategy("auto")
+def multi_worker(out, output_dir):
+    """`fit_image_classifier` as one worker of the cluster in TF_CONFIG."""
     (x, y), (x_val, y_val) = load_digits_8x8()
-    # Keras 3.15's fit fails under MultiWorkerMirroredStrategy when the
-    # model was created in the strategy's scope (keras-team/keras#20585:
-    # its eager symbolic build reduces a PerReplica batch). Creating the
-    # model outside, then building and fitting inside the scope, defers
-    # the build to the traced step, where it works.
-    keras.utils.set_random_seed(0)
-    model = RankOneLogs([
-        keras.layers.Flatten(),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(10),
-    ])
-    with strategy.scope():
-        model.build((None, 8, 8, 1))
-        model.compile(
-            keras.optimizers.Adam(1e-2),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        batch = recipes.distribute.global_batch_size(32, strategy)
-        model.fit(x, y, batch_size=batch, epochs=4, verbose=0,
-                  callbacks=[Checkpointing(directory, save_freq=10)])
-    logits = model.predict(x_val, verbose=0)
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == y_val))
+    result = recipes.fit_image_classifier(
+        (x, y), validation_data=(x_val, y_val), backbone="small_cnn",
+        epochs=5, batch_size=32, seed=0, verbose=0, output_dir=output_dir)
+    accuracy = float(np.mean(result.predict(x_val) == y_val.astype(str)))
     with open(out, "w") as handle:
-        json.dump({"strategy": type(strategy).__name__,
-                   "replicas": strategy.num_replicas_in_sync,
-                   "accuracy": accuracy}, handle)
+        json.dump({"strategy": result.config["strategy"],
+                   "replicas": result.config["replicas"],
+                   "global_batch_size": result.config["global_batch_size"],
+                   "val_accuracy": result.metrics["val_accuracy"],
+                   "accuracy": accuracy,
+                   "history_epochs": len(result.history["loss"]),
+                   "iterations": int(
+                       result.model.optimizer.iterations.numpy())}, handle)
 
 
 if __name__ == "__main__":

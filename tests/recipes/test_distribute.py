@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import recipes
 from recipes import distribute
+from recipes.datasets import load_digits_8x8
 
 
 def test_auto_on_this_cpu_machine_is_the_default_strategy(
@@ -71,6 +72,16 @@ def test_tpu_without_tpu_is_a_clear_error(monkeypatch):
 def test_get_strategy_rejects_bad_names(value, error):
     with pytest.raises(error, match="strategy"):
         recipes.get_strategy(value)
+
+
+def test_prepare_model_is_identity_outside_multi_worker():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    for name in ("auto", "cpu"):
+        strategy = recipes.get_strategy(name)
+        assert not distribute.is_multi_worker(strategy)
+        assert distribute.prepare_model(model, strategy) is model
 
 
 def test_resolve_precision_auto_on_cpu_is_float32():
@@ -195,30 +206,47 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_multi_worker_training_reaches_accuracy_floor(tmp_path):
+def test_two_process_multi_worker_recipe_reaches_accuracy_floor(tmp_path):
+    """`fit_image_classifier` as 2 workers on loopback, one output_dir."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    shared = tmp_path / "run"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     processes = []
     for index in range(2):
         config = {"cluster": cluster, "task": {"type": "worker",
                                                "index": index}}
         processes.append(subprocess.Popen(
             [sys.executable, WORKER, "multi_worker",
-             str(tmp_path / f"worker{index}.json"),
-             str(tmp_path / f"checkpoints{index}")],
-            env=_worker_env(TF_CONFIG=json.dumps(config)),
+             str(tmp_path / f"worker{index}.json"), str(shared)],
+            env=_worker_env(TF_CONFIG=json.dumps(config),
+                            TMPDIR=str(scratch)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     logs = _wait(processes, timeout=300)
     for process, log in zip(processes, logs, strict=True):
         assert process.returncode == 0, log
     results = [json.loads((tmp_path / f"worker{i}.json").read_text())
                for i in range(2)]
+    (x, _), _ = load_digits_8x8()
+    steps = -(-len(x) // 64)  # global batch 2 x 32
     for result in results:
         assert result["strategy"] == "CollectiveAllReduceStrategy"
         assert result["replicas"] == 2
-        assert result["accuracy"] >= 0.85
-    # Both workers hold the same (all-reduced) model.
-    assert results[0]["accuracy"] == results[1]["accuracy"]
-    # Only the chief (worker 0) wrote checkpoints.
-    assert os.listdir(tmp_path / "checkpoints0")
-    assert not (tmp_path / "checkpoints1").exists()
+        assert result["global_batch_size"] == 64
+        assert result["history_epochs"] == 5
+        assert result["iterations"] == 5 * steps
+        assert result["val_accuracy"] >= 0.85
+    # The evaluation is all-reduced: both workers report the same number.
+    assert results[0]["val_accuracy"] == results[1]["val_accuracy"]
+    # Only the chief (worker 0) wrote the shared run directory, completely.
+    names = set(os.listdir(shared))
+    assert {"best.keras", "model.keras", "history.csv", "run.json",
+            "checkpoints"} <= names
+    assert json.loads((shared / "run.json").read_text())["status"] == (
+        "finished")
+    rows = (shared / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 5
+    # The non-chief worker's scratch directory was removed at the end.
+    assert not any(name.startswith("recipes-worker-")
+                   for name in os.listdir(scratch))
