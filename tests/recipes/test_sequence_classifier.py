@@ -361,3 +361,20 @@ def test_build_sequence_classifier_stacks_layers():
     assert model.output.shape == (None, 4)
     assert model.get_layer("recipe_classifier").dtype_policy.name == (
         "float32")
+
+
+def test_same_seed_gives_identical_weights(seq_mnist):
+    (x, y), _ = seq_mnist
+
+    def weights(seed):
+        keras.backend.clear_session()
+        result = fit_sequence_classifier(
+            (x[:300], y[:300]), validation_split=0.2, units=8, epochs=1,
+            dropout=0.2, padding_value=PAD, verbose=0, seed=seed)
+        return result.model.get_weights()
+
+    first, second, other = weights(3), weights(3), weights(4)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(first, other, strict=True))
