@@ -62,3 +62,13 @@ def mlp(num_classes=10, input_shape=(28, 28, 1), units=64):
             keras.layers.Dense(num_classes, activation="softmax"),
         ]
     )
+
+
+def assert_seed_determines_weights(train, seed, other_seed):
+    """`train(seed)` returns a weight list: the same seed twice must give
+    identical weights, another seed different ones."""
+    first, second, other = train(seed), train(seed), train(other_seed)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(first, other, strict=True))

@@ -26,7 +26,10 @@ from recipes.sequence_data import (
     make_sequence_pipeline,
     sequences_to_array,
 )
-from tests.helpers import assert_keras_round_trip
+from tests.helpers import (
+    assert_keras_round_trip,
+    assert_seed_determines_weights,
+)
 
 PAD = -1.0  # MNIST rows hold zeros, so 0 would mask blank rows of digits.
 TRAIN, VAL = 2000, 500
@@ -373,8 +376,4 @@ def test_same_seed_gives_identical_weights(seq_mnist):
             dropout=0.2, padding_value=PAD, verbose=0, seed=seed)
         return result.model.get_weights()
 
-    first, second, other = weights(3), weights(3), weights(4)
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b)
-               for a, b in zip(first, other, strict=True))
+    assert_seed_determines_weights(weights, 3, 4)
