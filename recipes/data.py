@@ -322,8 +322,13 @@ def _hold_out(source, fraction, seed):
     numbered = source.dataset.enumerate()
 
     def part(keep_val):
-        return numbered.filter(
-            lambda i, e: tf.equal(mask[i], keep_val)).map(lambda i, e: e)
+        def wanted(index, element):
+            return tf.equal(mask[index], keep_val)
+
+        def drop_index(index, element):
+            return element
+
+        return numbered.filter(wanted).map(drop_index)
 
     return part(False), part(True), len(train_idx), len(val_idx), (
         source.labels[train_idx])
@@ -539,9 +544,13 @@ def _mixing(mixup, cutmix, seed):
 
     def either(x, y):
         # As in timm: each batch gets MixUp or CutMix with equal odds.
-        return tf.cond(tf.random.uniform((), seed=seed) < 0.5,
-                       lambda: apply(layers[0], x, y),
-                       lambda: apply(layers[1], x, y))
+        def first():
+            return apply(layers[0], x, y)
+
+        def second():
+            return apply(layers[1], x, y)
+
+        return tf.cond(tf.random.uniform((), seed=seed) < 0.5, first, second)
 
     return either
 
