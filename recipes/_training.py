@@ -157,6 +157,36 @@ def find_peak_learning_rate(model, train, num_steps=60, verbose=0):
     return float(result.suggestion()), result
 
 
+def resolve_learning_rate(learning_rate, *, model, train, loss, out,
+                          runtime, optimizer, make_optimizer, verbose):
+    """The phase-1 peak learning rate of a recipe, and where it came from.
+
+    `None`: the registry's rate for `optimizer`, scaled to the global batch;
+    `"auto"`: an LR range test on `model` (compiled here with
+    `make_optimizer(1e-3)`), or the rate a crashed run in `out` already
+    chose; a number: itself. The result is recorded in `out` so a resumed
+    run uses the same one.
+
+    Returns:
+        `(peak, finder)`: the rate, and the `LRFinderResult` (or
+        `"resumed"`, or `None` when no range test was involved).
+    """
+    peak, finder = learning_rate, None
+    if peak is None:
+        peak = default_learning_rate(optimizer, runtime.batch_size)
+    elif peak == "auto":
+        peak = out.recall().get("learning_rate")
+        finder = "resumed" if peak is not None else None
+    if peak is None:
+        with runtime.strategy.scope():
+            model.compile(make_optimizer(1e-3), loss=loss,
+                          metrics=[accuracy_metric()])
+        peak, finder = find_peak_learning_rate(model, train,
+                                               verbose=int(verbose > 0))
+    out.remember(learning_rate=peak)
+    return peak, finder
+
+
 def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
                         label_smoothing, schedule, warmup_fraction,
                         steps_per_execution, verbose):

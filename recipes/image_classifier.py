@@ -402,21 +402,11 @@ def fit_image_classifier(
                   schedule=schedule, warmup_fraction=warmup_fraction,
                   extra_callbacks=list(callbacks or []))
 
-    peak = learning_rate
-    finder = None
-    if peak is None:
-        peak = _training.default_learning_rate(optimizer, runtime.batch_size)
-    elif peak == "auto":
-        peak = out.recall().get("learning_rate")
-        finder = "resumed" if peak is not None else None
-    if peak is None:
-        with runtime.strategy.scope():
-            model.compile(_training.make_optimizer(optimizer, 1e-3,
-                                                   weight_decay),
-                          loss=loss, metrics=[_training.accuracy_metric()])
-        peak, finder = _training.find_peak_learning_rate(
-            model, train, verbose=int(verbose > 0))
-    out.remember(learning_rate=peak)
+    peak, finder = _training.resolve_learning_rate(
+        learning_rate, model=model, train=train, loss=loss, out=out,
+        runtime=runtime, optimizer=optimizer, verbose=verbose,
+        make_optimizer=lambda rate: _training.make_optimizer(
+            optimizer, rate, weight_decay))
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: _training.make_optimizer(

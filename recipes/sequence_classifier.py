@@ -423,21 +423,11 @@ import tensorflow as tf
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
 
-    peak = learning_rate
-    finder = None
-    if peak is None:
-        peak = _training.default_learning_rate(optimizer, runtime.batch_size)
-    elif peak == "auto":
-        peak = out.recall().get("learning_rate")
-        finder = "resumed" if peak is not None else None
-    if peak is None:
-        with runtime.strategy.scope():
-            model.compile(make_clipped_optimizer(optimizer, 1e-3,
-                                                 weight_decay, clipnorm),
-                          loss=loss, metrics=[_training.accuracy_metric()])
-        peak, finder = _training.find_peak_learning_rate(
-            model, train, verbose=int(verbose > 0))
-    out.remember(learning_rate=peak)
+    peak, finder = _training.resolve_learning_rate(
+        learning_rate, model=model, train=train, loss=loss, out=out,
+        runtime=runtime, optimizer=optimizer, verbose=verbose,
+        make_optimizer=lambda rate: make_clipped_optimizer(
+            optimizer, rate, weight_decay, clipnorm))
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: make_clipped_optimizer(
