@@ -1,15 +1,13 @@
 """AdaBelief: Adam with the variance of the gradient around its prediction."""
 
-import keras
 from keras import ops
 
 from callbacks._api import register
-from callbacks._validation import check_number
-from recipes.optimizers._common import as_dense, check_beta, check_learning_rate
+from recipes.optimizers._common import MomentOptimizer, as_dense
 
 
 @register
-class AdaBelief(keras.optimizers.Optimizer):
+class AdaBelief(MomentOptimizer):
     """AdaBelief: step size adapted to the "belief" in the gradient.
 
     Adam divides the momentum by the root of the running mean of `g**2`.
@@ -46,30 +44,15 @@ class AdaBelief(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-16, name="adabelief", **kwargs):
-        learning_rate = check_learning_rate(learning_rate)
-        beta_1 = check_beta("beta_1", beta_1)
-        beta_2 = check_beta("beta_2", beta_2)
-        epsilon = float(check_number("epsilon", epsilon, low=0.0))
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._momentums, self._beliefs = self.add_optimizer_variables(
-            var_list, ["momentum", "belief"]
-        )
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name,
+                         **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = as_dense(gradient, dtype)
         t = ops.cast(self.iterations + 1, dtype)
-        m = self._momentums[self._get_variable_index(variable)]
-        s = self._beliefs[self._get_variable_index(variable)]
+        m, s = self.moments(variable)
         b1, b2 = self.beta_1, self.beta_2
 
         self.assign_add(m, ops.multiply(ops.subtract(g, m), 1 - b1))
@@ -82,14 +65,3 @@ class AdaBelief(keras.optimizers.Optimizer):
         self.assign_sub(
             variable, lr * m_hat / (ops.sqrt(s_hat) + self.epsilon)
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "beta_1": self.beta_1,
-                "beta_2": self.beta_2,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config

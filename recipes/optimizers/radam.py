@@ -1,15 +1,14 @@
 """Rectified Adam (RAdam)."""
 
-import keras
 from keras import ops
 
 from callbacks._api import register
 from callbacks._validation import check_number
-from recipes.optimizers._common import as_dense, check_beta, check_learning_rate
+from recipes.optimizers._common import MomentOptimizer, as_dense
 
 
 @register
-class RAdam(keras.optimizers.Optimizer):
+class RAdam(MomentOptimizer):
     """Rectified Adam: Adam whose adaptive step is switched on gradually.
 
     Early in training the second-moment estimate is built from few samples and
@@ -51,33 +50,18 @@ class RAdam(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, sma_threshold=4.0, name="radam", **kwargs):
-        learning_rate = check_learning_rate(learning_rate)
-        beta_1 = check_beta("beta_1", beta_1)
-        beta_2 = check_beta("beta_2", beta_2)
-        epsilon = float(check_number("epsilon", epsilon, low=0.0))
         sma_threshold = float(
             check_number("sma_threshold", sma_threshold, low=4.0)
         )
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name,
+                         **kwargs)
         self.sma_threshold = sma_threshold
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            var_list, ["momentum", "velocity"]
-        )
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = as_dense(gradient, dtype)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        m, v = self.moments(variable)
         b1, b2 = self.beta_1, self.beta_2
 
         self.assign_add(m, ops.multiply(ops.subtract(g, m), 1 - b1))
@@ -110,12 +94,5 @@ class RAdam(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "beta_1": self.beta_1,
-                "beta_2": self.beta_2,
-                "epsilon": self.epsilon,
-                "sma_threshold": self.sma_threshold,
-            }
-        )
+        config["sma_threshold"] = self.sma_threshold
         return config

@@ -5,11 +5,11 @@ from keras import ops
 
 from callbacks._api import register
 from callbacks._validation import check_number
-from recipes.optimizers._common import as_dense, check_beta, check_learning_rate
+from recipes.optimizers._common import MomentOptimizer, as_dense
 
 
 @register
-class Yogi(keras.optimizers.Optimizer):
+class Yogi(MomentOptimizer):
     """Yogi: an adaptive method whose effective step cannot explode.
 
     Adam's second moment `v` forgets past gradients multiplicatively, so after
@@ -48,39 +48,22 @@ class Yogi(keras.optimizers.Optimizer):
     def __init__(self, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-3, initial_accumulator_value=1e-6, name="yogi",
                  **kwargs):
-        learning_rate = check_learning_rate(learning_rate)
-        beta_1 = check_beta("beta_1", beta_1)
-        beta_2 = check_beta("beta_2", beta_2)
-        epsilon = float(check_number("epsilon", epsilon, low=0.0))
         initial_accumulator_value = float(
             check_number("initial_accumulator_value",
                          initial_accumulator_value, low=0.0)
         )
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name,
+                         **kwargs)
         self.initial_accumulator_value = initial_accumulator_value
 
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._momentums = self.add_optimizer_variables(var_list, "momentum")
-        self._velocities = self.add_optimizer_variables(
-            var_list,
-            "velocity",
-            initializer=keras.initializers.Constant(
-                self.initial_accumulator_value
-            ),
-        )
+    def second_moment_initializer(self):
+        return keras.initializers.Constant(self.initial_accumulator_value)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = as_dense(gradient, dtype)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        m, v = self.moments(variable)
 
         self.assign_add(m, ops.multiply(ops.subtract(g, m), 1 - self.beta_1))
         g2 = ops.square(g)
@@ -91,12 +74,5 @@ class Yogi(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "beta_1": self.beta_1,
-                "beta_2": self.beta_2,
-                "epsilon": self.epsilon,
-                "initial_accumulator_value": self.initial_accumulator_value,
-            }
-        )
+        config["initial_accumulator_value"] = self.initial_accumulator_value
         return config

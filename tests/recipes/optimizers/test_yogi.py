@@ -38,7 +38,7 @@ def test_second_moment_changes_at_most_additively():
     opt = Yogi(learning_rate=0.01, beta_2=0.9, initial_accumulator_value=1.0)
     w0 = np.zeros((2,), "float32")
     run_keras(opt, w0, [np.array([100.0, 0.0], "float32")])
-    v = opt._velocities[0].numpy()
+    (v,) = [v.numpy() for v in opt.variables if "velocity" in v.path]
     np.testing.assert_allclose(v, [1.0 + 0.1 * 1e4, 1.0 - 0.0], rtol=1e-6)
 
 
