@@ -289,8 +289,11 @@ def fit_image_classifier(
         output_dir: Directory for the best model (`best.keras`), the final
             model (`model.keras`), `history.csv`, TensorBoard `logs/`,
             `run.json` (resolved config and metrics) and
-            `training_curves.png`; a crashed run there resumes. Defaults to
-            `None`.
+            `training_curves.png`, and per-phase checkpoints: calling the
+            recipe again with the same arguments after a crash resumes the
+            run at its last completed epoch (finished phases are not
+            retrained). Under multi-worker training it must be a shared
+            directory; only the chief writes it. Defaults to `None`.
         overwrite: Whether a finished run in `output_dir` may be replaced.
             Defaults to `False`.
         seed: Seed of weights, split, shuffling and augmentation. Defaults

@@ -338,7 +338,9 @@ def fit_sequence_classifier(
             (bounded by the epoch). Defaults to `"auto"`.
         output_dir: Directory for `best.keras`, `model.keras`,
             `history.csv`, TensorBoard `logs/`, `run.json` (resolved config
-            and metrics) and `training_curves.png`. Defaults to `None`.
+            and metrics), `training_curves.png` and checkpoints: calling
+            the recipe again with the same arguments after a crash resumes
+            the run at its last completed epoch. Defaults to `None`.
         overwrite: Whether a finished run in `output_dir` may be replaced.
             Defaults to `False`.
         seed: Seed of weights, split and shuffling. Defaults to `None`.
