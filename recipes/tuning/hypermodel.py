@@ -6,12 +6,13 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from callbacks._validation import check_choice
+from callbacks._validation import check_choice, check_number
 from recipes import _training
 from recipes.backbones import build_backbone, get_backbone_info
 from recipes.data import load_image_data
 from recipes.image_classifier import (
     build_image_classifier,
+    check_image_classifier_args,
     fit_image_classifier,
 )
 from recipes.tuning import space as space_module
@@ -66,7 +67,11 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
     Raises:
         ValueError: For an unknown knob or objective, a searched keyword
-            passed in `recipe_kwargs`, or bad recipe arguments.
+            passed in `recipe_kwargs`, a knob value the recipe refuses (a
+            fixed value, a choice or a range end), or bad recipe arguments,
+            all before any trial runs.
+        TypeError: For a keyword `fit_image_classifier` does not take, or
+            a value of the wrong type.
 
     Example:
 
@@ -100,6 +105,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 "model with `model.save('backbone.keras')`). Received: "
                 f"backbone={backbone.name!r} (a keras.Model)"
             )
+        check_image_classifier_args(**recipe_kwargs)
         self.data = data
         self.objective = objective
         self.recipe_kwargs = dict(recipe_kwargs)
@@ -119,6 +125,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             )
         self.backbone = self._resolve_backbone(backbone)
         self.pretrained = self._is_pretrained()
+        self.check_hyperparameters()
 
     def _resolve_backbone(self, backbone):
         if backbone != "auto":
@@ -150,6 +157,44 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 hp, space_module.DEFAULT_SPACE[name], self.space.get(name))
             for name in self.knobs()
         }
+
+    def check_hyperparameters(self, hyperparameters=None):
+        """Check every value the knobs can take, before any trial runs.
+
+        Declares the knobs on a copy of `hyperparameters` (the user's
+        predeclared ranges, else none) and checks each fixed value, each
+        choice and both ends of each range with the recipe's own argument
+        checks. A knob declared by a callable in `space` is checked on what
+        it declares.
+
+        Args:
+            hyperparameters: `keras_tuner.HyperParameters` a tuner will
+                search, or `None` for the hypermodel's own space. Defaults
+                to `None`.
+
+        Raises:
+            ValueError: Naming the knob, where it was set and the value the
+                recipe refuses.
+            TypeError: For a value of the wrong type.
+        """
+        hp = keras_tuner.HyperParameters() if hyperparameters is None \
+            else hyperparameters.copy()
+        self.declare(hp)
+        given = set() if hyperparameters is None else {
+            p.name for p in hyperparameters.space}
+        for param in hp.space:
+            if param.name not in space_module.DEFAULT_SPACE:
+                continue
+            for value in _possible_values(param):
+                try:
+                    _check_knob(param.name, value)
+                except (TypeError, ValueError) as e:
+                    where = ("hyperparameters" if param.name in given
+                             else "space")
+                    raise type(e)(
+                        f"Argument `{where}` lets knob {param.name!r} take "
+                        f"a value the recipe refuses: {e}"
+                    ) from e
 
     def recipe_config(self, hp, epochs=None):
         """`fit_image_classifier` keywords for the values in `hp`.
@@ -269,3 +314,27 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         metrics["epochs_run"] = float(len(result.history["loss"]))
         return metrics
 
+
+def _possible_values(param):
+    """The values of a declared hyperparameter worth checking."""
+    if hasattr(param, "min_value"):
+        return [param.min_value, param.max_value]
+    if hasattr(param, "values"):
+        return list(param.values)
+    if hasattr(param, "value"):
+        return [param.value]
+    return [param.default]
+
+
+def _check_knob(name, value):
+    """The recipe's check of one knob value (knob names are checked)."""
+    if name == "learning_rate_scale":
+        check_number(name, value, low=0.0, low_inclusive=False)
+    elif name == "mix":
+        check_choice(name, value, tuple(space_module.MIXES))
+    elif name == "fine_tune_layers":
+        # A layer name is checked against the backbone when it is built.
+        if not isinstance(value, str):
+            check_number(name, value, low=0, integer=True)
+    else:
+        check_image_classifier_args(**{name: value})

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from recipes import optimizers
-from recipes.image_classifier import fit_image_classifier
+from recipes.image_classifier import (
+    check_image_classifier_args,
+    fit_image_classifier,
+)
 from recipes.tuning import (
     DEFAULT_SPACE,
     ImageClassifierHyperModel,
@@ -92,27 +95,81 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
     assert config["backbone"] == "small_cnn"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"tuner": "annealing"}, "tuner"),
-    ({"max_trials": 0}, "max_trials"),
-    ({"max_trials": -2}, "max_trials"),
-    ({"max_epochs": 0}, "max_epochs"),
-    ({"objective": "val_auc"}, "objective"),
-    ({"space": {"momentum": [0.9]}}, "momentum"),
-    ({"space": {"optimizer": ["adamw", "adamm"]}}, "adamm"),
-    ({"space": {"dropout": (0.5, 0.1)}}, "dropout"),
-    ({"validation_split": 0.0, "validation_data": None}, "objective"),
-    ({"learning_rate": 0.1}, "learning_rate"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"tuner": "annealing"}, ValueError, "`tuner`.*tuner='annealing'"),
+    ({"max_trials": 0}, ValueError, "`max_trials`.*max_trials=0"),
+    ({"max_trials": -2}, ValueError, "`max_trials`.*max_trials=-2"),
+    ({"max_epochs": 0}, ValueError, "`max_epochs`.*max_epochs=0"),
+    ({"objective": "val_auc"}, ValueError, "`objective`.*'val_auc'"),
+    ({"validation_split": 0.0, "validation_data": None}, ValueError,
+     "`objective`.*'val_accuracy'"),
+    ({"space": {"momentum": [0.9]}}, ValueError, "`space`.*'momentum'"),
+    ({"space": {"dropout": (0.5, 0.1)}}, ValueError, "dropout.*0.5, 0.1"),
+    # Fixed values, choices and range ends the recipe refuses.
+    ({"space": {"dropout": 2.0}}, ValueError,
+     "`space`.*'dropout'.*dropout=2.0"),
+    ({"space": {"dropout": (0.0, 1.0)}}, ValueError,
+     "`space`.*'dropout'.*dropout=1.0"),
+    ({"space": {"optimizer": ["adamw", "adamm"]}}, ValueError,
+     "`space`.*'optimizer'.*'adamm'"),
+    ({"space": {"schedule": "cosine"}}, ValueError,
+     "`space`.*'schedule'.*schedule='cosine'"),
+    ({"space": {"batch_size": [0, 32]}}, ValueError,
+     "`space`.*'batch_size'.*batch_size=0"),
+    ({"space": {"learning_rate_scale": -1.0}}, ValueError,
+     "`space`.*'learning_rate_scale'.*learning_rate_scale=-1.0"),
+    ({"space": {"mix": "both"}}, ValueError, "`space`.*'mix'.*mix='both'"),
+    ({"space": {"label_smoothing":
+                lambda hp: hp.Choice("label_smoothing", [0.0, 1.5])}},
+     ValueError, "'label_smoothing'.*label_smoothing=1.5"),
+    # Fixed recipe keywords.
+    ({"warmup_fraction": 2.0}, ValueError,
+     "`warmup_fraction`.*warmup_fraction=2.0"),
+    ({"patience": -1}, ValueError, "`patience`.*patience=-1"),
+    ({"backbone": "resnet5"}, ValueError, "`backbone`.*'resnet5'"),
+    ({"epochs": 0}, ValueError, "epochs.*0"),
+    ({"dropout": 2.0}, ValueError, "dropout.*2.0"),
+    ({"learning_rate": 0.1}, ValueError, "learning_rate.*0.1"),
+    ({"epoch": 3}, TypeError, "epoch.*3"),
 ])
 def test_bad_arguments_fail_before_any_trial(small, tmp_path, kwargs,
-                                             match):
+                                             error, match):
     train, val = small
     args = dict(validation_data=val, tuner="random", max_trials=2,
                 max_epochs=1, directory=tmp_path / "search")
     args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         tune_image_classifier(train, **args)
+    # Nothing ran: the search directory was never created.
     assert not (tmp_path / "search").exists()
+
+
+def test_bad_predeclared_hyperparameters_fail_before_any_trial(
+        small, tmp_path):
+    train, val = small
+    hp = keras_tuner.HyperParameters()
+    hp.Float("weight_decay", -0.1, 0.1)
+    with pytest.raises(ValueError, match="`hyperparameters`.*"
+                       "'weight_decay'.*weight_decay=-0.1"):
+        tune_image_classifier(
+            train, validation_data=val, tuner="random", max_trials=2,
+            max_epochs=1, directory=tmp_path / "search", hyperparameters=hp)
+    assert not (tmp_path / "search").exists()
+
+
+def test_check_image_classifier_args_matches_the_recipe():
+    # Same verdicts as the recipe's own checks, without data or training.
+    check_image_classifier_args(dropout=0.3, optimizer="lion", epochs=2)
+    for kwargs in ({"dropout": 2.0}, {"epochs": 0},
+                   {"schedule": "cosine"}):
+        with pytest.raises(ValueError) as checked:
+            check_image_classifier_args(**kwargs)
+        with pytest.raises(ValueError) as fitted:
+            fit_image_classifier((np.zeros((4, 8, 8, 1)), np.arange(4)),
+                                 **kwargs)
+        assert str(checked.value) == str(fitted.value)
+    with pytest.raises(TypeError, match="epoch"):
+        check_image_classifier_args(epoch=3)
 
 
 def test_keras_model_backbone_is_refused(small):
@@ -253,15 +310,14 @@ def test_failed_trials_do_not_stop_the_search(small, tmp_path):
     result = tune_image_classifier(
         train, validation_data=val, tuner="grid", max_trials=2,
         max_epochs=1, directory=tmp_path,
-        space={"optimizer": "adamw", "learning_rate_scale": 1.0,
-               "schedule": "constant", "weight_decay": 1e-4,
+        space={"schedule": "constant", "weight_decay": 1e-4,
                "dropout": 0.0, "augment": "none", "mix": "none",
-               "batch_size": 64,
-               # The recipe refuses label smoothing >= 1: that trial fails.
-               "label_smoothing": [1.5, 0.0]})
+               "batch_size": 64, "label_smoothing": 0.0,
+               # Plain SGD at 1e30 x its rate diverges: that trial fails.
+               "optimizer": "sgd", "learning_rate_scale": [1e30, 1.0]})
     statuses = [row["status"] for row in result.table]
     assert statuses == ["FAILED", "COMPLETED"]
-    assert result.best_hp.values["label_smoothing"] == 0.0
+    assert result.best_hp.values["learning_rate_scale"] == 1.0
 
 
 @pytest.mark.slow
