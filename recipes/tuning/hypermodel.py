@@ -44,7 +44,15 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
     The callbacks a tuner passes to `fit` (Keras Tuner's checkpointing of
     the best epoch, the user's `search(callbacks=...)`) go to the recipe's
-    `model.fit` calls. A configuration that fails (a diverging loss, an invalid
+    `model.fit` calls.
+
+    Hyperband: a trial promoted from a shorter one (Keras Tuner sets
+    `tuner/trial_id` and `initial_epoch`, and loads the parent's best
+    weights into `model`) continues from those weights and trains only
+    `epochs - initial_epoch` epochs. The optimizer state and the learning-rate
+    schedule start anew for those epochs (a warm restart: warmup and decay
+    span the increment), as when Keras Tuner's own Hyperband recompiles a
+    reloaded model. A configuration that fails (a diverging loss, an invalid
     combination, out of memory) raises
     `keras_tuner.errors.FailedTrialError`, which marks the trial failed and
     lets the search go on.
@@ -272,8 +280,11 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             callbacks: Callbacks of the recipe's training runs. Defaults to
                 `None`.
             verbose: Verbosity of the recipe. Defaults to `0`.
-            **kwargs: Other `search()` keywords; `initial_epoch` (Hyperband)
-                is ignored because every run trains from scratch.
+            **kwargs: Other `search()` keywords. `initial_epoch`
+                (Hyperband): for a promoted trial (`tuner/trial_id` in
+                `hp`), the recipe starts from `model`'s weights (the
+                parent's) and trains `epochs - initial_epoch` epochs;
+                otherwise it trains from scratch.
 
         Returns:
             Dict of the recipe's final metrics plus `epochs_run`.
@@ -288,7 +299,11 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 "hypermodel; pass no positional arguments to `search()`. "
                 f"Received: {len(args)} positional arguments"
             )
-        kwargs.pop("initial_epoch", None)
+        initial_epoch = kwargs.pop("initial_epoch", 0) or 0
+        callbacks = list(callbacks or [])
+        if initial_epoch and "tuner/trial_id" in hp.values:
+            callbacks.insert(0, _StartFrom(model.get_weights()))
+            epochs -= initial_epoch
         config = self.recipe_config(hp, epochs=epochs)
         try:
             result = fit_image_classifier(
@@ -338,3 +353,20 @@ def _check_knob(name, value):
             check_number(name, value, low=0, integer=True)
     else:
         check_image_classifier_args(**{name: value})
+
+
+class _StartFrom(keras.callbacks.Callback):
+    """Sets given weights when the first training run begins.
+
+    The recipe builds its own model, so a parent trial's weights reach it
+    here; later phases of the same recipe call keep their weights.
+    """
+
+    def __init__(self, weights):
+        super().__init__()
+        self.pending = weights
+
+    def on_train_begin(self, logs=None):
+        if self.pending is not None:
+            self.model.set_weights(self.pending)
+            self.pending = None

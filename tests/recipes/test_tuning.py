@@ -282,19 +282,93 @@ def test_each_tuner_searches_real_mnist(small, tmp_path, tuner):
         assert 0.0 < refit.metrics["val_accuracy"] <= 1.0
 
 
+class RecordStartWeights(keras.callbacks.Callback):
+    """Saves the weights each training run starts from, one file a run.
+
+    Keras Tuner deep-copies search callbacks per trial, so the record goes
+    to files (numbered in run order) rather than to the instance.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        index = len(os.listdir(self.directory))
+        np.savez(os.path.join(self.directory, f"{index:03d}.npz"),
+                 *self.model.get_weights())
+
+
+def load_record(path):
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+FIXED = {"optimizer": "adamw", "learning_rate_scale": 1.0,
+         "schedule": "warmup_cosine", "augment": "none", "mix": "none",
+         "batch_size": 64}
+
+
+def test_promoted_hyperband_trial_continues_from_the_parent(small,
+                                                            tmp_path):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(
+        train, validation_data=val, space=FIXED, early_stopping=False,
+        seed=0)
+    hp = keras_tuner.HyperParameters()
+    parent_file = str(tmp_path / "parent.weights.h5")
+    parent_history = keras.callbacks.History()
+    parent = hypermodel.fit(
+        hp, hypermodel.build(hp), epochs=3,
+        callbacks=[parent_history, keras.callbacks.ModelCheckpoint(
+            parent_file, save_weights_only=True)])
+    # What Keras Tuner's Hyperband hands a promoted trial: the parent's
+    # id in `hp`, a model holding its weights, epochs and initial_epoch.
+    hp.values.update({"tuner/trial_id": "0", "tuner/epochs": 4,
+                      "tuner/initial_epoch": 3})
+    model = hypermodel.build(hp)
+    model.load_weights(parent_file)
+    record = RecordStartWeights(tmp_path / "starts")
+    history = keras.callbacks.History()
+    child = hypermodel.fit(hp, model, epochs=4, initial_epoch=3,
+                           callbacks=[record, history])
+    # Only the increment ran, starting from the parent's saved weights
+    # (read back from its checkpoint file into a fresh model).
+    assert parent["epochs_run"] == 3 and child["epochs_run"] == 1
+    reference = hypermodel.build(hp)
+    reference.load_weights(parent_file)
+    (start,) = sorted((tmp_path / "starts").iterdir())
+    assert_same_weights(load_record(start), reference.get_weights())
+    # So its first epoch trains far better than a fresh model's first
+    # epoch (the parent's); training accuracy, as BatchNorm's moving
+    # statistics lag behind in so few steps.
+    fresh = parent_history.history["accuracy"][0]
+    continued = history.history["accuracy"][0]
+    assert continued > fresh + 0.2
+
+
 @pytest.mark.slow
 def test_hyperband_promotes_the_better_configuration(small, tmp_path):
     train, val = small
+    record = RecordStartWeights(tmp_path / "starts")
     result = tune_image_classifier(
         train, validation_data=val, tuner="hyperband", max_trials=3,
-        max_epochs=2, factor=2, directory=tmp_path,
+        max_epochs=2, factor=2, directory=tmp_path / "search",
         space={"augment": "none", "batch_size": 64},
-        early_stopping=False)
+        early_stopping=False, callbacks=[record])
     _check_search(result, val, 3)
     table = result.table
     # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
-    # two configurations for 1 epoch, then trains the better one for 2.
-    assert [row["epochs_run"] for row in table] == [1, 1, 2]
+    # two configurations for 1 epoch, then trains the better one to 2
+    # epochs: it continues from its first epoch, so it runs 1 more.
+    assert [row["epochs_run"] for row in table] == [1, 1, 1]
     best = max(row["score"] for row in table[:2])
 
     def knobs(row):
@@ -302,6 +376,16 @@ def test_hyperband_promotes_the_better_configuration(small, tmp_path):
 
     assert knobs(table[2]) in [knobs(row) for row in table[:2]
                                if row["score"] == best]
+    promoted = result.tuner.oracle.trials[table[2]["trial_id"]]
+    values = promoted.hyperparameters.values
+    assert (values["tuner/initial_epoch"], values["tuner/epochs"]) == (1, 2)
+    parent = result.tuner.oracle.trials[values["tuner/trial_id"]]
+    assert parent.score == best
+    # The promoted trial started from the parent's best checkpoint.
+    starts = sorted((tmp_path / "starts").iterdir())
+    assert len(starts) == 3
+    saved = result.tuner.load_model(parent).get_weights()
+    assert_same_weights(load_record(starts[2]), saved)
 
 
 @pytest.mark.slow
