@@ -73,6 +73,10 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             a `.keras` path: a `keras.Model` would be shared, and trained,
             by every trial.
 
+    Attributes:
+        images: The loaded training (and validation) images, as
+            `recipes.data.load_image_data` returns them.
+
     Raises:
         ValueError: For an unknown knob or objective, a searched keyword
             passed in `recipe_kwargs`, a knob value the recipe refuses (a
@@ -118,14 +122,14 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         self.objective = objective
         self.recipe_kwargs = dict(recipe_kwargs)
         self.base_learning_rates = dict(base_learning_rates or {})
-        self._images = load_image_data(
+        self.images = load_image_data(
             data, validation_data=recipe_kwargs.get("validation_data"),
             validation_split=recipe_kwargs.get("validation_split", 0.2),
             split=recipe_kwargs.get("split", "train"),
             data_dir=recipe_kwargs.get("data_dir"),
             class_names=recipe_kwargs.get("class_names"),
             image_size=recipe_kwargs.get("image_size"))
-        if objective.startswith("val_") and self._images.validation is None:
+        if objective.startswith("val_") and self.images.validation is None:
             raise ValueError(
                 f"Argument `objective` must be a metric the recipe reports; "
                 "without validation data it reports only 'accuracy' and "
@@ -138,7 +142,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     def _resolve_backbone(self, backbone):
         if backbone != "auto":
             return backbone
-        known = [s for s in self._images.image_shape[:2] if s is not None]
+        known = [s for s in self.images.image_shape[:2] if s is not None]
         return "small_cnn" if known and max(known) <= 64 \
             else "efficientnetv2_b0"
 
@@ -245,7 +249,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""
         config = self.recipe_config(hp)
-        images = self._images
+        images = self.images
         size = config.get("image_size")
         if size is not None:
             size = (size, size) if isinstance(size, int) else tuple(size)

@@ -260,7 +260,7 @@ def find_base_learning_rates(hypermodel):
     names = spec if isinstance(spec, list) else (
         [config["optimizer"]] if spec is not None else list(
             space_module.DEFAULT_SPACE["optimizer"].values))
-    images = hypermodel._images
+    images = hypermodel.images
     train = make_pipeline(images.train, num_classes=images.num_classes,
                           batch_size=config["batch_size"], training=True,
                           num_examples=images.num_train,
