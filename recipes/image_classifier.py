@@ -551,7 +551,8 @@ def check_image_classifier_args(**kwargs):
     import inspect
 
     params = inspect.signature(fit_image_classifier).parameters
-    unknown = sorted(set(kwargs) - set(params) | ({"data"} & set(kwargs)))
+    unknown = sorted(name for name in kwargs
+                     if name not in params or name == "data")
     if unknown:
         raise TypeError(
             "Unrecognized keyword arguments of `fit_image_classifier`: "
