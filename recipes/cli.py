@@ -15,26 +15,26 @@ python -m recipes fit-image-classifier digits.npz --epochs 5 \\
 """
 
 import argparse
-import sys
-import time
-
-import numpy as np
 
 from recipes import _training
+from recipes._cli_common import (
+    EXIT_BAD_INPUT,
+    float_or_auto,
+    format_table,
+    int_or_name,
+    load_images,
+    none_or,
+    run_command,
+)
 
-EXIT_BAD_INPUT = 2
-
-
-def _float_or_auto(value):
-    return value if value == "auto" else float(value)
-
-
-def _int_or_name(value):
-    return int(value) if value.lstrip("-").isdigit() else value
-
-
-def _none_or(value):
-    return None if value.lower() == "none" else value
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "add_fit_image_classifier",
+    "add_training_arguments",
+    "build_parser",
+    "format_table",
+    "main",
+]
 
 
 def add_training_arguments(parser):
@@ -49,7 +49,7 @@ def add_training_arguments(parser):
     group.add_argument(
         "--optimizer", default="adamw",
         help="one of: " + ", ".join(optimizers.list_optimizers()))
-    group.add_argument("--learning-rate", type=_float_or_auto, default=None,
+    group.add_argument("--learning-rate", type=float_or_auto, default=None,
                        help="peak learning rate, or 'auto' for an LR range "
                        "test (default: the optimizer's, batch-scaled)")
     group.add_argument("--schedule", default="warmup_cosine",
@@ -69,23 +69,6 @@ def add_training_arguments(parser):
                        help="replace a finished run in --output-dir")
     group.add_argument("--seed", type=int, default=None)
     group.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-
-
-def _images(value):
-    """A CLI data argument: `.npz` (arrays `x`, `y`) or a dir/TFDS name."""
-    if value is None or not value.endswith(".npz"):
-        return value
-    try:
-        arrays = np.load(value, allow_pickle=False)
-    except OSError as e:
-        raise ValueError(f"Cannot read {value!r}: {e}") from e
-    missing = {"x", "y"} - set(arrays.files)
-    if missing:
-        raise ValueError(
-            f"Argument `data` must be a .npz file with arrays `x` and `y`. "
-            f"Received: {value!r} without {sorted(missing)}"
-        )
-    return arrays["x"], arrays["y"]
 
 
 def add_fit_image_classifier(subparsers):
@@ -112,11 +95,11 @@ def add_fit_image_classifier(subparsers):
         "--backbone", default="auto",
         help="auto, a .keras file, or one of: " + ", ".join(
             list_backbones()))
-    parser.add_argument("--weights", type=_none_or, default="auto",
+    parser.add_argument("--weights", type=none_or, default="auto",
                         help="auto, imagenet, none, or a weights file")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--fine-tune-epochs", type=int, default=None)
-    parser.add_argument("--fine-tune-layers", type=_int_or_name,
+    parser.add_argument("--fine-tune-layers", type=int_or_name,
                         default="auto",
                         help="auto, all, a layer count or a layer name")
     parser.add_argument("--dropout", type=float, default=0.2)
@@ -133,9 +116,10 @@ def _run_fit_image_classifier(args):
     from recipes.image_classifier import fit_image_classifier
 
     result = fit_image_classifier(
-        _images(args.data), validation_data=_images(args.validation_data),
+        load_images(args.data),
+        validation_data=load_images(args.validation_data),
         validation_split=args.validation_split,
-        test_data=_images(args.test_data), split=args.split,
+        test_data=load_images(args.test_data), split=args.split,
         data_dir=args.data_dir, backbone=args.backbone,
         weights=args.weights, image_size=args.image_size,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
@@ -173,17 +157,12 @@ def build_parser():
         description="keras-recipes: training recipes for Keras 3.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_fit_image_classifier(subparsers)
-    # Imported here: the tuning command builds on this module's helpers.
+    # Imported here: the tuning command imports the tuning stack (Keras
+    # Tuner), which the other commands do not need.
     from recipes.tuning_cli import register as add_tune
 
     add_tune(subparsers)
     return parser
-
-
-def format_table(rows):
-    """Two aligned columns, one row per line."""
-    width = max(len(str(name)) for name, _ in rows)
-    return "\n".join(f"{str(name):<{width}}  {value}" for name, value in rows)
 
 
 def main(argv=None):
@@ -196,14 +175,4 @@ def main(argv=None):
     Returns:
         0 on success, 2 on bad input (one-line error on stderr).
     """
-    args = build_parser().parse_args(argv)
-    start = time.monotonic()
-    try:
-        rows = args.run(args)
-    except (ValueError, TypeError, OSError) as e:
-        message = " ".join(str(e).split())
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    rows.append(("wall time", f"{time.monotonic() - start:.1f} s"))
-    print(format_table(rows))
-    return 0
+    return run_command(build_parser().parse_args(argv))

@@ -494,3 +494,44 @@ def _load_test(data, test_data, images, split, data_dir, size):
                          batch_size=256, training=False,
                          num_examples=loaded.num_train, image_size=size,
                          cache=False)
+
+
+def check_image_classifier_args(**kwargs):
+    """Check `fit_image_classifier` keywords without loading data or training.
+
+    Runs the argument checks `fit_image_classifier` runs before it starts,
+    on the given keywords (the others at their defaults), so that a caller
+    that trains later, such as a tuner, can refuse bad values before any
+    work. Data arguments are not loaded, so they are not checked here.
+
+    Args:
+        **kwargs: Keyword arguments of `fit_image_classifier` (not `data`).
+
+    Raises:
+        TypeError: For a keyword `fit_image_classifier` does not take, or a
+            value of the wrong type.
+        ValueError: For a value out of range or an unknown name (optimizer,
+            schedule, backbone, augmentation).
+
+    Example:
+
+    >>> check_image_classifier_args(dropout=0.3, optimizer="lion")
+    >>> check_image_classifier_args(dropout=2.0)
+    Traceback (most recent call last):
+    ValueError: Argument `dropout` must be < 1.0. Received: dropout=2.0
+    """
+    import inspect
+
+    params = inspect.signature(fit_image_classifier).parameters
+    unknown = sorted(name for name in kwargs
+                     if name not in params or name == "data")
+    if unknown:
+        raise TypeError(
+            "Unrecognized keyword arguments of `fit_image_classifier`: "
+            f"{unknown}. Received: "
+            f"{ {k: kwargs[k] for k in unknown} }"
+        )
+    kw = {name: p.default for name, p in params.items()
+          if p.default is not inspect.Parameter.empty}
+    kw.update(kwargs)
+    _check_args(kw)

@@ -16,9 +16,8 @@ python -m recipes tune digits.npz --tuner hyperband --max-epochs 9 \\
 import argparse
 import json
 import sys
-import time
 
-from recipes import cli
+from recipes._cli_common import load_images, none_or, run_command
 from recipes.tuning.search import tune_image_classifier
 from recipes.tuning.space import DEFAULT_SPACE
 from recipes.tuning.tuners import TUNERS
@@ -70,7 +69,7 @@ def register(subparsers):
     parser.add_argument("--lr-range-test", action="store_true",
                         help="set base learning rates with an LR range test")
     parser.add_argument("--backbone", default="auto")
-    parser.add_argument("--weights", type=cli._none_or, default="auto")
+    parser.add_argument("--weights", type=none_or, default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-model", default=None,
                         help="save the best model to this .keras file")
@@ -80,8 +79,8 @@ def register(subparsers):
 
 def _run_tune(args):
     result = tune_image_classifier(
-        cli._images(args.data),
-        validation_data=cli._images(args.validation_data),
+        load_images(args.data),
+        validation_data=load_images(args.validation_data),
         validation_split=args.validation_split, tuner=args.tuner,
         max_trials=args.max_trials, max_epochs=args.max_epochs,
         directory=args.directory, project_name=args.project_name,
@@ -108,16 +107,7 @@ def main(argv=None):
     """Run `tune` on its own; same exit codes as `recipes.cli.main`."""
     parser = argparse.ArgumentParser(prog="python -m recipes.tuning_cli")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    start = time.monotonic()
-    try:
-        rows = args.run(args)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return cli.EXIT_BAD_INPUT
-    rows.append(("wall time", f"{time.monotonic() - start:.1f} s"))
-    print(cli.format_table(rows))
-    return 0
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

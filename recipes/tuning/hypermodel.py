@@ -6,12 +6,13 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from callbacks._validation import check_choice
+from callbacks._validation import check_choice, check_number
 from recipes import _training
 from recipes.backbones import build_backbone, get_backbone_info
 from recipes.data import load_image_data
 from recipes.image_classifier import (
     build_image_classifier,
+    check_image_classifier_args,
     fit_image_classifier,
 )
 from recipes.tuning import space as space_module
@@ -43,7 +44,15 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
     The callbacks a tuner passes to `fit` (Keras Tuner's checkpointing of
     the best epoch, the user's `search(callbacks=...)`) go to the recipe's
-    `model.fit` calls. A configuration that fails (a diverging loss, an invalid
+    `model.fit` calls.
+
+    Hyperband: a trial promoted from a shorter one (Keras Tuner sets
+    `tuner/trial_id` and `initial_epoch`, and loads the parent's best
+    weights into `model`) continues from those weights and trains only
+    `epochs - initial_epoch` epochs. The optimizer state and the learning-rate
+    schedule start anew for those epochs (a warm restart: warmup and decay
+    span the increment), as when Keras Tuner's own Hyperband recompiles a
+    reloaded model. A configuration that fails (a diverging loss, an invalid
     combination, out of memory) raises
     `keras_tuner.errors.FailedTrialError`, which marks the trial failed and
     lets the search go on.
@@ -64,9 +73,17 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             a `.keras` path: a `keras.Model` would be shared, and trained,
             by every trial.
 
+    Attributes:
+        images: The loaded training (and validation) images, as
+            `recipes.data.load_image_data` returns them.
+
     Raises:
         ValueError: For an unknown knob or objective, a searched keyword
-            passed in `recipe_kwargs`, or bad recipe arguments.
+            passed in `recipe_kwargs`, a knob value the recipe refuses (a
+            fixed value, a choice or a range end), or bad recipe arguments,
+            all before any trial runs.
+        TypeError: For a keyword `fit_image_classifier` does not take, or
+            a value of the wrong type.
 
     Example:
 
@@ -100,18 +117,19 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 "model with `model.save('backbone.keras')`). Received: "
                 f"backbone={backbone.name!r} (a keras.Model)"
             )
+        check_image_classifier_args(**recipe_kwargs)
         self.data = data
         self.objective = objective
         self.recipe_kwargs = dict(recipe_kwargs)
         self.base_learning_rates = dict(base_learning_rates or {})
-        self._images = load_image_data(
+        self.images = load_image_data(
             data, validation_data=recipe_kwargs.get("validation_data"),
             validation_split=recipe_kwargs.get("validation_split", 0.2),
             split=recipe_kwargs.get("split", "train"),
             data_dir=recipe_kwargs.get("data_dir"),
             class_names=recipe_kwargs.get("class_names"),
             image_size=recipe_kwargs.get("image_size"))
-        if objective.startswith("val_") and self._images.validation is None:
+        if objective.startswith("val_") and self.images.validation is None:
             raise ValueError(
                 f"Argument `objective` must be a metric the recipe reports; "
                 "without validation data it reports only 'accuracy' and "
@@ -119,11 +137,12 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             )
         self.backbone = self._resolve_backbone(backbone)
         self.pretrained = self._is_pretrained()
+        self.check_hyperparameters()
 
     def _resolve_backbone(self, backbone):
         if backbone != "auto":
             return backbone
-        known = [s for s in self._images.image_shape[:2] if s is not None]
+        known = [s for s in self.images.image_shape[:2] if s is not None]
         return "small_cnn" if known and max(known) <= 64 \
             else "efficientnetv2_b0"
 
@@ -150,6 +169,44 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 hp, space_module.DEFAULT_SPACE[name], self.space.get(name))
             for name in self.knobs()
         }
+
+    def check_hyperparameters(self, hyperparameters=None):
+        """Check every value the knobs can take, before any trial runs.
+
+        Declares the knobs on a copy of `hyperparameters` (the user's
+        predeclared ranges, else none) and checks each fixed value, each
+        choice and both ends of each range with the recipe's own argument
+        checks. A knob declared by a callable in `space` is checked on what
+        it declares.
+
+        Args:
+            hyperparameters: `keras_tuner.HyperParameters` a tuner will
+                search, or `None` for the hypermodel's own space. Defaults
+                to `None`.
+
+        Raises:
+            ValueError: Naming the knob, where it was set and the value the
+                recipe refuses.
+            TypeError: For a value of the wrong type.
+        """
+        hp = keras_tuner.HyperParameters() if hyperparameters is None \
+            else hyperparameters.copy()
+        self.declare(hp)
+        given = set() if hyperparameters is None else {
+            p.name for p in hyperparameters.space}
+        for param in hp.space:
+            if param.name not in space_module.DEFAULT_SPACE:
+                continue
+            for value in _possible_values(param):
+                try:
+                    _check_knob(param.name, value)
+                except (TypeError, ValueError) as e:
+                    where = ("hyperparameters" if param.name in given
+                             else "space")
+                    raise type(e)(
+                        f"Argument `{where}` lets knob {param.name!r} take "
+                        f"a value the recipe refuses: {e}"
+                    ) from e
 
     def recipe_config(self, hp, epochs=None):
         """`fit_image_classifier` keywords for the values in `hp`.
@@ -192,7 +249,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""
         config = self.recipe_config(hp)
-        images = self._images
+        images = self.images
         size = config.get("image_size")
         if size is not None:
             size = (size, size) if isinstance(size, int) else tuple(size)
@@ -227,8 +284,11 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             callbacks: Callbacks of the recipe's training runs. Defaults to
                 `None`.
             verbose: Verbosity of the recipe. Defaults to `0`.
-            **kwargs: Other `search()` keywords; `initial_epoch` (Hyperband)
-                is ignored because every run trains from scratch.
+            **kwargs: Other `search()` keywords. `initial_epoch`
+                (Hyperband): for a promoted trial (`tuner/trial_id` in
+                `hp`), the recipe starts from `model`'s weights (the
+                parent's) and trains `epochs - initial_epoch` epochs;
+                otherwise it trains from scratch.
 
         Returns:
             Dict of the recipe's final metrics plus `epochs_run`.
@@ -243,7 +303,11 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 "hypermodel; pass no positional arguments to `search()`. "
                 f"Received: {len(args)} positional arguments"
             )
-        kwargs.pop("initial_epoch", None)
+        initial_epoch = kwargs.pop("initial_epoch", 0) or 0
+        callbacks = list(callbacks or [])
+        if initial_epoch and "tuner/trial_id" in hp.values:
+            callbacks.insert(0, _StartFrom(model.get_weights()))
+            epochs -= initial_epoch
         config = self.recipe_config(hp, epochs=epochs)
         try:
             result = fit_image_classifier(
@@ -269,3 +333,44 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         metrics["epochs_run"] = float(len(result.history["loss"]))
         return metrics
 
+
+def _possible_values(param):
+    """The values of a declared hyperparameter worth checking."""
+    if hasattr(param, "min_value"):
+        return [param.min_value, param.max_value]
+    if hasattr(param, "values"):
+        return list(param.values)
+    if hasattr(param, "value"):
+        return [param.value]
+    return [param.default]
+
+
+def _check_knob(name, value):
+    """The recipe's check of one knob value (knob names are checked)."""
+    if name == "learning_rate_scale":
+        check_number(name, value, low=0.0, low_inclusive=False)
+    elif name == "mix":
+        check_choice(name, value, tuple(space_module.MIXES))
+    elif name == "fine_tune_layers":
+        # A layer name is checked against the backbone when it is built.
+        if not isinstance(value, str):
+            check_number(name, value, low=0, integer=True)
+    else:
+        check_image_classifier_args(**{name: value})
+
+
+class _StartFrom(keras.callbacks.Callback):
+    """Sets given weights when the first training run begins.
+
+    The recipe builds its own model, so a parent trial's weights reach it
+    here; later phases of the same recipe call keep their weights.
+    """
+
+    def __init__(self, weights):
+        super().__init__()
+        self.pending = weights
+
+    def on_train_begin(self, logs=None):
+        if self.pending is not None:
+            self.model.set_weights(self.pending)
+            self.pending = None

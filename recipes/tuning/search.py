@@ -176,8 +176,11 @@ def tune_image_classifier(
 
     Raises:
         ValueError: For an unknown tuner or objective, `max_trials` or
-            `max_epochs` below 1, an unknown knob, or bad data, before any
-            trial runs.
+            `max_epochs` below 1, an unknown knob, a knob value or fixed
+            recipe keyword the recipe refuses, or bad data, before any
+            trial runs (nothing is written to `directory`).
+        TypeError: For a keyword `fit_image_classifier` does not take, or
+            a value of the wrong type.
 
     Example:
 
@@ -201,6 +204,8 @@ def tune_image_classifier(
         recipe_kwargs["seed"] = seed
     hypermodel = ImageClassifierHyperModel(
         data, space=space, objective=objective, **recipe_kwargs)
+    if hyperparameters is not None:
+        hypermodel.check_hyperparameters(hyperparameters)
     project_dir = os.path.join(os.fspath(directory), project_name)
     if lr_range_test:
         _set_base_learning_rates(hypermodel, project_dir, overwrite)
@@ -255,7 +260,7 @@ def find_base_learning_rates(hypermodel):
     names = spec if isinstance(spec, list) else (
         [config["optimizer"]] if spec is not None else list(
             space_module.DEFAULT_SPACE["optimizer"].values))
-    images = hypermodel._images
+    images = hypermodel.images
     train = make_pipeline(images.train, num_classes=images.num_classes,
                           batch_size=config["batch_size"], training=True,
                           num_examples=images.num_train,

@@ -98,18 +98,32 @@ class AtomicGridSearchOracle(AtomicStateOracle, oracles.GridSearchOracle):
 
 
 class RecipeTuner(keras_tuner.Tuner):
-    """A `keras_tuner.Tuner` whose own state file is written atomically.
+    """A `keras_tuner.Tuner` with an atomic state file and Hyperband's reuse.
 
     Epochs per trial come from `search(epochs=...)`, or from the Hyperband
-    bracket (`tuner/epochs`) when the oracle is a Hyperband oracle; each
-    trial trains from scratch (the recipe builds its own model).
+    bracket when the oracle is a Hyperband oracle. As with Keras Tuner's own
+    `Hyperband` tuner, a trial that Hyperband promotes (its hyperparameters
+    hold `tuner/trial_id`, the parent trial) starts from the parent's best
+    checkpoint and gets `initial_epoch=tuner/initial_epoch`, so the
+    hypermodel trains only the remaining epochs.
     """
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values
         if "tuner/epochs" in values:
             kwargs["epochs"] = values["tuner/epochs"]
+            kwargs["initial_epoch"] = values["tuner/initial_epoch"]
         return super().run_trial(trial, *args, **kwargs)
+
+    def _build_hypermodel(self, hp):
+        # The hook `keras_tuner.Hyperband` overrides for the same purpose;
+        # the checkpoint is the one the base class's `SaveBestEpoch` wrote
+        # for the parent trial.
+        model = super()._build_hypermodel(hp)
+        parent = hp.values.get("tuner/trial_id")
+        if parent is not None:
+            model.load_weights(self._get_checkpoint_fname(parent))
+        return model
 
     def save(self):
         if isinstance(self.oracle, AtomicStateOracle):

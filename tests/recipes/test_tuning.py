@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from recipes import optimizers
-from recipes.image_classifier import fit_image_classifier
+from recipes.image_classifier import (
+    check_image_classifier_args,
+    fit_image_classifier,
+)
 from recipes.tuning import (
     DEFAULT_SPACE,
     ImageClassifierHyperModel,
@@ -92,27 +95,81 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
     assert config["backbone"] == "small_cnn"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"tuner": "annealing"}, "tuner"),
-    ({"max_trials": 0}, "max_trials"),
-    ({"max_trials": -2}, "max_trials"),
-    ({"max_epochs": 0}, "max_epochs"),
-    ({"objective": "val_auc"}, "objective"),
-    ({"space": {"momentum": [0.9]}}, "momentum"),
-    ({"space": {"optimizer": ["adamw", "adamm"]}}, "adamm"),
-    ({"space": {"dropout": (0.5, 0.1)}}, "dropout"),
-    ({"validation_split": 0.0, "validation_data": None}, "objective"),
-    ({"learning_rate": 0.1}, "learning_rate"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"tuner": "annealing"}, ValueError, "`tuner`.*tuner='annealing'"),
+    ({"max_trials": 0}, ValueError, "`max_trials`.*max_trials=0"),
+    ({"max_trials": -2}, ValueError, "`max_trials`.*max_trials=-2"),
+    ({"max_epochs": 0}, ValueError, "`max_epochs`.*max_epochs=0"),
+    ({"objective": "val_auc"}, ValueError, "`objective`.*'val_auc'"),
+    ({"validation_split": 0.0, "validation_data": None}, ValueError,
+     "`objective`.*'val_accuracy'"),
+    ({"space": {"momentum": [0.9]}}, ValueError, "`space`.*'momentum'"),
+    ({"space": {"dropout": (0.5, 0.1)}}, ValueError, "dropout.*0.5, 0.1"),
+    # Fixed values, choices and range ends the recipe refuses.
+    ({"space": {"dropout": 2.0}}, ValueError,
+     "`space`.*'dropout'.*dropout=2.0"),
+    ({"space": {"dropout": (0.0, 1.0)}}, ValueError,
+     "`space`.*'dropout'.*dropout=1.0"),
+    ({"space": {"optimizer": ["adamw", "adamm"]}}, ValueError,
+     "`space`.*'optimizer'.*'adamm'"),
+    ({"space": {"schedule": "cosine"}}, ValueError,
+     "`space`.*'schedule'.*schedule='cosine'"),
+    ({"space": {"batch_size": [0, 32]}}, ValueError,
+     "`space`.*'batch_size'.*batch_size=0"),
+    ({"space": {"learning_rate_scale": -1.0}}, ValueError,
+     "`space`.*'learning_rate_scale'.*learning_rate_scale=-1.0"),
+    ({"space": {"mix": "both"}}, ValueError, "`space`.*'mix'.*mix='both'"),
+    ({"space": {"label_smoothing":
+                lambda hp: hp.Choice("label_smoothing", [0.0, 1.5])}},
+     ValueError, "'label_smoothing'.*label_smoothing=1.5"),
+    # Fixed recipe keywords.
+    ({"warmup_fraction": 2.0}, ValueError,
+     "`warmup_fraction`.*warmup_fraction=2.0"),
+    ({"patience": -1}, ValueError, "`patience`.*patience=-1"),
+    ({"backbone": "resnet5"}, ValueError, "`backbone`.*'resnet5'"),
+    ({"epochs": 0}, ValueError, "epochs.*0"),
+    ({"dropout": 2.0}, ValueError, "dropout.*2.0"),
+    ({"learning_rate": 0.1}, ValueError, "learning_rate.*0.1"),
+    ({"epoch": 3}, TypeError, "epoch.*3"),
 ])
 def test_bad_arguments_fail_before_any_trial(small, tmp_path, kwargs,
-                                             match):
+                                             error, match):
     train, val = small
     args = dict(validation_data=val, tuner="random", max_trials=2,
                 max_epochs=1, directory=tmp_path / "search")
     args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         tune_image_classifier(train, **args)
+    # Nothing ran: the search directory was never created.
     assert not (tmp_path / "search").exists()
+
+
+def test_bad_predeclared_hyperparameters_fail_before_any_trial(
+        small, tmp_path):
+    train, val = small
+    hp = keras_tuner.HyperParameters()
+    hp.Float("weight_decay", -0.1, 0.1)
+    with pytest.raises(ValueError, match="`hyperparameters`.*"
+                       "'weight_decay'.*weight_decay=-0.1"):
+        tune_image_classifier(
+            train, validation_data=val, tuner="random", max_trials=2,
+            max_epochs=1, directory=tmp_path / "search", hyperparameters=hp)
+    assert not (tmp_path / "search").exists()
+
+
+def test_check_image_classifier_args_matches_the_recipe():
+    # Same verdicts as the recipe's own checks, without data or training.
+    check_image_classifier_args(dropout=0.3, optimizer="lion", epochs=2)
+    for kwargs in ({"dropout": 2.0}, {"epochs": 0},
+                   {"schedule": "cosine"}):
+        with pytest.raises(ValueError) as checked:
+            check_image_classifier_args(**kwargs)
+        with pytest.raises(ValueError) as fitted:
+            fit_image_classifier((np.zeros((4, 8, 8, 1)), np.arange(4)),
+                                 **kwargs)
+        assert str(checked.value) == str(fitted.value)
+    with pytest.raises(TypeError, match="epoch"):
+        check_image_classifier_args(epoch=3)
 
 
 def test_keras_model_backbone_is_refused(small):
@@ -225,19 +282,93 @@ def test_each_tuner_searches_real_mnist(small, tmp_path, tuner):
         assert 0.0 < refit.metrics["val_accuracy"] <= 1.0
 
 
+class RecordStartWeights(keras.callbacks.Callback):
+    """Saves the weights each training run starts from, one file a run.
+
+    Keras Tuner deep-copies search callbacks per trial, so the record goes
+    to files (numbered in run order) rather than to the instance.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        index = len(os.listdir(self.directory))
+        np.savez(os.path.join(self.directory, f"{index:03d}.npz"),
+                 *self.model.get_weights())
+
+
+def load_record(path):
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+FIXED = {"optimizer": "adamw", "learning_rate_scale": 1.0,
+         "schedule": "warmup_cosine", "augment": "none", "mix": "none",
+         "batch_size": 64}
+
+
+def test_promoted_hyperband_trial_continues_from_the_parent(small,
+                                                            tmp_path):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(
+        train, validation_data=val, space=FIXED, early_stopping=False,
+        seed=0)
+    hp = keras_tuner.HyperParameters()
+    parent_file = str(tmp_path / "parent.weights.h5")
+    parent_history = keras.callbacks.History()
+    parent = hypermodel.fit(
+        hp, hypermodel.build(hp), epochs=3,
+        callbacks=[parent_history, keras.callbacks.ModelCheckpoint(
+            parent_file, save_weights_only=True)])
+    # What Keras Tuner's Hyperband hands a promoted trial: the parent's
+    # id in `hp`, a model holding its weights, epochs and initial_epoch.
+    hp.values.update({"tuner/trial_id": "0", "tuner/epochs": 4,
+                      "tuner/initial_epoch": 3})
+    model = hypermodel.build(hp)
+    model.load_weights(parent_file)
+    record = RecordStartWeights(tmp_path / "starts")
+    history = keras.callbacks.History()
+    child = hypermodel.fit(hp, model, epochs=4, initial_epoch=3,
+                           callbacks=[record, history])
+    # Only the increment ran, starting from the parent's saved weights
+    # (read back from its checkpoint file into a fresh model).
+    assert parent["epochs_run"] == 3 and child["epochs_run"] == 1
+    reference = hypermodel.build(hp)
+    reference.load_weights(parent_file)
+    (start,) = sorted((tmp_path / "starts").iterdir())
+    assert_same_weights(load_record(start), reference.get_weights())
+    # So its first epoch trains far better than a fresh model's first
+    # epoch (the parent's); training accuracy, as BatchNorm's moving
+    # statistics lag behind in so few steps.
+    fresh = parent_history.history["accuracy"][0]
+    continued = history.history["accuracy"][0]
+    assert continued > fresh + 0.2
+
+
 @pytest.mark.slow
 def test_hyperband_promotes_the_better_configuration(small, tmp_path):
     train, val = small
+    record = RecordStartWeights(tmp_path / "starts")
     result = tune_image_classifier(
         train, validation_data=val, tuner="hyperband", max_trials=3,
-        max_epochs=2, factor=2, directory=tmp_path,
+        max_epochs=2, factor=2, directory=tmp_path / "search",
         space={"augment": "none", "batch_size": 64},
-        early_stopping=False)
+        early_stopping=False, callbacks=[record])
     _check_search(result, val, 3)
     table = result.table
     # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
-    # two configurations for 1 epoch, then trains the better one for 2.
-    assert [row["epochs_run"] for row in table] == [1, 1, 2]
+    # two configurations for 1 epoch, then trains the better one to 2
+    # epochs: it continues from its first epoch, so it runs 1 more.
+    assert [row["epochs_run"] for row in table] == [1, 1, 1]
     best = max(row["score"] for row in table[:2])
 
     def knobs(row):
@@ -245,6 +376,16 @@ def test_hyperband_promotes_the_better_configuration(small, tmp_path):
 
     assert knobs(table[2]) in [knobs(row) for row in table[:2]
                                if row["score"] == best]
+    promoted = result.tuner.oracle.trials[table[2]["trial_id"]]
+    values = promoted.hyperparameters.values
+    assert (values["tuner/initial_epoch"], values["tuner/epochs"]) == (1, 2)
+    parent = result.tuner.oracle.trials[values["tuner/trial_id"]]
+    assert parent.score == best
+    # The promoted trial started from the parent's best checkpoint.
+    starts = sorted((tmp_path / "starts").iterdir())
+    assert len(starts) == 3
+    saved = result.tuner.load_model(parent).get_weights()
+    assert_same_weights(load_record(starts[2]), saved)
 
 
 @pytest.mark.slow
@@ -253,15 +394,14 @@ def test_failed_trials_do_not_stop_the_search(small, tmp_path):
     result = tune_image_classifier(
         train, validation_data=val, tuner="grid", max_trials=2,
         max_epochs=1, directory=tmp_path,
-        space={"optimizer": "adamw", "learning_rate_scale": 1.0,
-               "schedule": "constant", "weight_decay": 1e-4,
+        space={"schedule": "constant", "weight_decay": 1e-4,
                "dropout": 0.0, "augment": "none", "mix": "none",
-               "batch_size": 64,
-               # The recipe refuses label smoothing >= 1: that trial fails.
-               "label_smoothing": [1.5, 0.0]})
+               "batch_size": 64, "label_smoothing": 0.0,
+               # Plain SGD at 1e30 x its rate diverges: that trial fails.
+               "optimizer": "sgd", "learning_rate_scale": [1e30, 1.0]})
     statuses = [row["status"] for row in result.table]
     assert statuses == ["FAILED", "COMPLETED"]
-    assert result.best_hp.values["label_smoothing"] == 0.0
+    assert result.best_hp.values["learning_rate_scale"] == 1.0
 
 
 @pytest.mark.slow

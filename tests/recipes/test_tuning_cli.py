@@ -42,6 +42,8 @@ def test_unknown_knob_is_a_usage_error(capsys):
     (["--max-trials", "0"], "max_trials"),
     (["--objective", "val_auc"], "objective"),
     (["--fix", "optimizer=adamm"], "adamm"),
+    (["--fix", "dropout=2"], "dropout=2"),
+    (["--fix", "schedule=constant,cosine"], "schedule='cosine'"),
 ])
 def test_bad_input_exits_2_before_any_trial(npz, tmp_path, capsys, flags,
                                             word):
