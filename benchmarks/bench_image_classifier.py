@@ -19,6 +19,7 @@ Usage:
 """
 
 import argparse
+import inspect
 import os
 import statistics
 import sys
@@ -36,10 +37,19 @@ from recipes import _training, fit_image_classifier  # noqa: E402
 from recipes.backbones import small_cnn  # noqa: E402
 from recipes.data import make_pipeline  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
-from recipes.image_classifier import build_image_classifier  # noqa: E402
+from recipes.image_classifier import (  # noqa: E402
+    _SCRATCH_LR_SCALE,
+    build_image_classifier,
+)
 
-# The textbook Keras-docs CNN (logits, no BatchNormalization).
+# The textbook Keras-docs CNN (softmax output, no BatchNormalization).
 from tests.helpers import small_cnn as textbook_cnn  # noqa: E402
+
+# The recipe's defaults, read from its signature so the hand-written
+# comparisons below follow them.
+_DEFAULTS = {name: parameter.default for name, parameter in
+             inspect.signature(fit_image_classifier).parameters.items()}
+BATCH = _DEFAULTS["batch_size"]
 
 THRESHOLDS = (0.975, 0.98)
 
@@ -71,8 +81,8 @@ def run_textbook(data, seed, max_epochs):
     start = time.perf_counter()
     model = textbook_cnn()
     model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True), metrics=["accuracy"])
+                  keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
     clock = EpochClock(start)
     stop = _StopAt(max(THRESHOLDS))
     model.fit(x, y, batch_size=32, epochs=max_epochs,
@@ -126,12 +136,17 @@ def _same_setup(data, epochs, seed):
     model = build_image_classifier(small_cnn((28, 28, 1)), "unit",
                                    input_shape=(28, 28, 1), value_range=1.0,
                                    num_classes=10)
-    steps = int(np.ceil(len(x) / 128))
+    steps = int(np.ceil(len(x) / BATCH))
     total = epochs * steps
-    schedule = _training.make_schedule("warmup_cosine", 2e-3, total,
-                                       round(0.1 * total))
-    model.compile(_training.make_optimizer("adamw", schedule, 0.05),
-                  keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+    peak = _training.default_learning_rate(_DEFAULTS["optimizer"],
+                                           BATCH) * _SCRATCH_LR_SCALE
+    schedule = _training.make_schedule(
+        _DEFAULTS["schedule"], peak, total,
+        round(_DEFAULTS["warmup_fraction"] * total))
+    model.compile(_training.make_optimizer(_DEFAULTS["optimizer"], schedule,
+                                           _DEFAULTS["weight_decay"]),
+                  keras.losses.CategoricalCrossentropy(
+                      label_smoothing=_DEFAULTS["label_smoothing"]),
                   metrics=[keras.metrics.CategoricalAccuracy(
                       name="accuracy")],
                   steps_per_execution=min(32, steps))
@@ -152,10 +167,10 @@ def overhead(data, epochs, repeats):
         start = time.perf_counter()
         model = _same_setup(data, epochs, repeat)
         train = make_pipeline(tf.data.Dataset.from_tensor_slices((x, y)),
-                              num_classes=10, batch_size=128, training=True,
+                              num_classes=10, batch_size=BATCH, training=True,
                               num_examples=len(x), cache=False, seed=repeat)
         val = make_pipeline(tf.data.Dataset.from_tensor_slices((xv, yv)),
-                            num_classes=10, batch_size=128, training=False,
+                            num_classes=10, batch_size=BATCH, training=False,
                             cache=False)
         model.fit(train, validation_data=val, epochs=epochs, shuffle=False,
                   verbose=0)
@@ -178,10 +193,10 @@ def pipeline_vs_memory(data, epochs, repeats):
             if kind == "pipeline":
                 feed = dict(x=make_pipeline(
                     tf.data.Dataset.from_tensor_slices((x, y)),
-                    num_classes=10, batch_size=128, training=True,
+                    num_classes=10, batch_size=BATCH, training=True,
                     num_examples=len(x), cache=False, seed=repeat))
             else:
-                feed = dict(x=x, y=onehot, batch_size=128, shuffle=True)
+                feed = dict(x=x, y=onehot, batch_size=BATCH, shuffle=True)
             model.fit(epochs=1, verbose=0, **feed)  # traces
             start = time.perf_counter()
             model.fit(epochs=epochs, verbose=0, **feed)

@@ -9,6 +9,9 @@
    the frozen features, phase 2 fine-tunes the top of the backbone.
 3. Baseline: the same small CNN trained from scratch on the same few labels.
 
+Both arms see the same images (no augmentation), optimizer budget and peak
+learning rate.
+
 Both are evaluated on all remaining digits. Run:
 
     python examples/transfer_learning.py
@@ -60,9 +63,15 @@ def main(output_dir="runs/transfer", shots=(5, 10, 25), seed=0):
         # A few labels make a few steps per epoch: both arms get about 200
         # optimizer steps at the same peak learning rate.
         epochs = max(1, 200 * 16 // (10 * per_class))
+        # Same input pipeline for both arms: `augment="auto"` would shift,
+        # rotate and zoom the transfer arm's images only (it treats the
+        # backbone as pretrained), and this MNIST backbone, trained without
+        # augmentation, gives off-distribution features for such images
+        # (0.69 instead of 0.89 test accuracy with 25 labels per class,
+        # head only).
         common = dict(validation_split=0.0, test_data=test, seed=seed,
                       verbose=0, early_stopping=False, batch_size=16,
-                      learning_rate=5e-3)
+                      learning_rate=5e-3, augment="none")
         transfer = recipes.fit_image_classifier(
             train, backbone=backbone, epochs=epochs // 2,
             fine_tune_epochs=epochs - epochs // 2, **common)

@@ -158,10 +158,12 @@ def find_peak_learning_rate(model, train, num_steps=60, verbose=0):
 
 
 def resolve_learning_rate(learning_rate, *, model, train, loss, out,
-                          runtime, optimizer, make_optimizer, verbose):
+                          runtime, optimizer, make_optimizer, verbose,
+                          default_scale=1.0):
     """The phase-1 peak learning rate of a recipe, and where it came from.
 
-    `None`: the registry's rate for `optimizer`, scaled to the global batch;
+    `None`: the registry's rate for `optimizer`, scaled to the global batch
+    and multiplied by `default_scale`;
     `"auto"`: an LR range test on `model` (compiled here with
     `make_optimizer(1e-3)`), or the rate a crashed run in `out` already
     chose; a number: itself. The result is recorded in `out` so a resumed
@@ -173,7 +175,8 @@ def resolve_learning_rate(learning_rate, *, model, train, loss, out,
     """
     peak, finder = learning_rate, None
     if peak is None:
-        peak = default_learning_rate(optimizer, runtime.batch_size)
+        peak = default_learning_rate(optimizer,
+                                     runtime.batch_size) * default_scale
     elif peak == "auto":
         peak = out.recall().get("learning_rate")
         finder = "resumed" if peak is not None else None

@@ -44,7 +44,7 @@ def add_training_arguments(parser):
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=int, default=10,
                        help="epochs (of phase 1 for pretrained backbones)")
-    group.add_argument("--batch-size", type=int, default=128,
+    group.add_argument("--batch-size", type=int, default=32,
                        help="per-replica batch size")
     group.add_argument(
         "--optimizer", default="adamw",

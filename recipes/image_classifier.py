@@ -43,6 +43,13 @@ from recipes.data import (
 # Images at most this large default to the small CNN trained from scratch.
 _SMALL_IMAGE = 64
 _DEFAULT_PRETRAINED = "efficientnetv2_b0"
+# Default peak LR of a backbone trained from scratch, relative to the
+# registry's batch-scaled rate: with BatchNormalization and the warmup it
+# trains faster at twice the rate (MNIST-5k, small_cnn, batch 32, 10
+# epochs, seeds 0 and 1: 97.5% validation accuracy at epoch 3 and 3 at
+# 2e-3, at epoch 3 and 6 at 1e-3; 6 epochs at 2e-3: epoch 3-4, and 98% in
+# 3 of 3 seeds).
+_SCRATCH_LR_SCALE = 2.0
 
 
 class ImageClassifierResult(_training.FitResult):
@@ -200,7 +207,7 @@ def fit_image_classifier(
         backbone_lr_ratio=0.1, optimizer="adamw", learning_rate=None,
         schedule="warmup_cosine", warmup_fraction=0.1, label_smoothing=0.1,
         dropout=0.2, weight_decay=0.05, augment="auto", mixup=0.0,
-        cutmix=0.0, batch_size=128, early_stopping=True, patience=None,
+        cutmix=0.0, batch_size=32, early_stopping=True, patience=None,
         callbacks=None, strategy="auto", mixed_precision="auto",
         steps_per_execution="auto", output_dir=None, overwrite=False,
         seed=None, verbose=1):
@@ -253,8 +260,9 @@ def fit_image_classifier(
             Defaults to `"adamw"`.
         learning_rate: Peak learning rate of phase 1; `None` uses the
             optimizer's registry default scaled to the global batch size
-            (square-root rule); `"auto"` runs an LR range test (Smith,
-            2017) on the model first. Defaults to `None`.
+            (square-root rule), doubled for backbones trained from scratch
+            (2e-3 for AdamW at batch 32); `"auto"` runs an LR range test
+            (Smith, 2017) on the model first. Defaults to `None`.
         schedule: `"warmup_cosine"`, `"one_cycle"`, `"cyclical"` or
             `"constant"`. Defaults to `"warmup_cosine"`.
         warmup_fraction: Fraction of each phase spent warming up
@@ -273,7 +281,10 @@ def fit_image_classifier(
             `"auto"`.
         mixup: MixUp alpha (0 disables). Defaults to `0.0`.
         cutmix: CutMix factor (0 disables). Defaults to `0.0`.
-        batch_size: Per-replica batch size. Defaults to `128`.
+        batch_size: Per-replica batch size: 32, Keras's own default, gives
+            small datasets more updates per epoch at the same cost per
+            epoch on CPU (MNIST-5k: 97.5% at epoch 3-4 instead of 4-7 with
+            128). Defaults to `32`.
         early_stopping: Stop when validation accuracy stalls and restore the
             best epoch. Defaults to `True`.
         patience: Early-stopping patience in epochs. Defaults to `None`
@@ -409,7 +420,8 @@ def fit_image_classifier(
         learning_rate, model=model, train=train, loss=loss, out=out,
         runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _training.make_optimizer(
-            optimizer, rate, weight_decay))
+            optimizer, rate, weight_decay),
+        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE)
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: _training.make_optimizer(

@@ -124,6 +124,23 @@ def test_user_classifier_becomes_features_and_keras_file(tmp_path):
         build_backbone(user, weights="imagenet")
 
 
+def test_user_classifier_features_leave_its_dropout_out():
+    # A frozen backbone's features must not change between training and
+    # inference: Keras keeps Dropout active in training even when frozen.
+    user = keras.Sequential([
+        keras.Input((2, 3, 1)), keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu", name="hidden"),
+        keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(3),
+    ])
+    model, _, _ = build_backbone(user)
+    model.trainable = False
+    x = np.random.default_rng(0).uniform(size=(4, 2, 3, 1)).astype("float32")
+    hidden = np.maximum(x.reshape(4, 6) @ user.get_layer("hidden").kernel
+                        + user.get_layer("hidden").bias, 0.0)
+    np.testing.assert_allclose(model(x, training=True), hidden, rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_fine_tune_layer_selection():
     model, info, _ = build_backbone("small_cnn", input_shape=(28, 28, 1))
 
