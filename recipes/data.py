@@ -625,6 +625,10 @@ def make_pipeline(dataset, *, num_classes, batch_size, training,
                       tf.one_hot(y, num_classes, dtype="float32")),
         num_parallel_calls=tf.data.AUTOTUNE)
     if training:
+        # Keras's random layers draw from a seed state they update per call;
+        # parallel calls race on it, so with a seed they run one batch at a
+        # time (each call is still multi-threaded) and runs are repeatable.
+        parallel = tf.data.AUTOTUNE if seed is None else None
         layers = augmentation_layers(augment, value_range, seed)
         if layers:
             def augment_batch(x, y):
@@ -632,9 +636,8 @@ def make_pipeline(dataset, *, num_classes, batch_size, training,
                     x = layer(x, training=True)
                 return x, y
 
-            dataset = dataset.map(augment_batch,
-                                  num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(augment_batch, num_parallel_calls=parallel)
         mix = _mixing(mixup, cutmix, seed)
         if mix is not None:
-            dataset = dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(mix, num_parallel_calls=parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)
