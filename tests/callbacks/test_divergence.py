@@ -158,8 +158,13 @@ def test_rolls_back_to_the_checkpoint_directory(digits_8x8, tmp_path):
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
               callbacks=[Checkpointing(tmp_path, save_freq=4), guard])
     # Checkpoints at steps 4, 8, 12; batch 15 is step 16, whose update
-    # makes weights NaN (the loss stays finite): back to 12.
-    assert guard.rollbacks == [(16, 12, "non-finite weights")]
+    # makes weights NaN: back to 12. Whether step 16's loss is already NaN
+    # depends on the CPU kernels (measured: finite with oneDNN on an
+    # AVX-512 machine, NaN with Eigen on an AVX2 one), so either check may
+    # catch it first.
+    ((step, back_to, reason),) = guard.rollbacks
+    assert (step, back_to) == (16, 12)
+    assert reason in ("non-finite weights", "loss is nan")
     assert _all_weights_finite(model)
     assert os.listdir(tmp_path)
 
