@@ -159,9 +159,9 @@ def test_rolls_back_to_the_checkpoint_directory(digits_8x8, tmp_path):
               callbacks=[Checkpointing(tmp_path, save_freq=4), guard])
     # Checkpoints at steps 4, 8, 12; batch 15 is step 16, whose update
     # makes weights NaN: back to 12. Whether step 16's loss is already NaN
-    # depends on the CPU kernels (measured: finite with oneDNN on an
-    # AVX-512 machine, NaN with Eigen on an AVX2 one), so either check may
-    # catch it first.
+    # depends on the CPU's kernels (finite on the machine this test was
+    # written on, NaN on a later AVX2-only one), so either check may catch
+    # it first.
     ((step, back_to, reason),) = guard.rollbacks
     assert (step, back_to) == (16, 12)
     assert reason in ("non-finite weights", "loss is nan")

@@ -35,8 +35,8 @@ def test_starts_as_the_unwrapped_layer():
 
 
 def _skip_unless_channels_first_conv_runs(shape):
-    """TensorFlow's CPU Conv2D runs NCHW only with oneDNN (e.g. on AVX-512
-    machines); elsewhere plain Keras convolutions fail the same way."""
+    """TensorFlow's CPU Conv2D supports NCHW on some machines only (it
+    failed on an AVX2-only one); there a plain Keras Conv2D fails too."""
     probe = keras.layers.Conv2D(1, 3, data_format="channels_first")
     try:
         probe(np.zeros(shape, "float32"))
