@@ -238,16 +238,15 @@ def _tracked_state(callback):
         state[field] = None if value is None else (
             float(value) if field == "best" else int(value))
     weights = getattr(callback, "best_weights", None)
-    state["has_best_weights"] = weights is not None
     arrays = None if weights is None else [np.asarray(w) for w in weights]
     return state, arrays
 
 
 def _set_tracked_state(callback, state, arrays):
+    """Inverse of `_tracked_state` (`arrays` is None: no best weights)."""
     for field in _tracked_fields(callback):
-        if field in state:
-            setattr(callback, field, state[field])
-    if state.get("has_best_weights") and arrays is not None:
+        setattr(callback, field, state.get(field))
+    if arrays is not None:
         callback.best_weights = list(arrays)
 
 

@@ -8,6 +8,7 @@ the callbacks (`make_callbacks`), the run directory (`OutputDir`) and the
 object returned to the user (`FitResult`).
 """
 
+import atexit
 import contextlib
 import csv
 import dataclasses
@@ -281,6 +282,8 @@ class OutputDir:
             return
         if not self.writer:
             self._root = tempfile.mkdtemp(prefix="recipes-worker-")
+            # Removed by `write` at the end, or at exit if training fails.
+            atexit.register(shutil.rmtree, self._root, True)
             return
         if self.finished():
             self._clear()
