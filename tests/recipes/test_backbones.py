@@ -72,9 +72,9 @@ def test_preprocessing_matches_keras_applications_reference():
 def test_small_cnn_shapes_and_any_channels():
     assert small_cnn((28, 28, 1)).output.shape == (None, 128)
     assert small_cnn((32, 32, 3), width=8).count_params() == (
-        3 * 3 * 3 * 8 + 2 * 8 + 2 * 8  # conv1 (no bias) + BN
-        + 3 * 3 * 8 * 16 + 2 * 16 + 2 * 16  # conv2 + BN
-        + 3 * 3 * 16 * 32 + 2 * 32 + 2 * 32  # conv3 + BN
+        3 * 3 * 3 * 8 + 8  # conv1 with bias
+        + 3 * 3 * 8 * 16 + 16  # conv2 with bias
+        + 3 * 3 * 16 * 32 + 2 * 32 + 2 * 32  # conv3 (no bias) + BN
         + 4 * 4 * 32 * 128 + 128)  # dense on the 4x4x32 map
 
 
@@ -166,8 +166,8 @@ def test_nested_backbone_fine_tunes_leaf_layers_without_bn():
     model, info, _ = build_backbone(outer)
     assert model.output.shape == (None, 128)  # classifier layer dropped
     chosen = [layer.name for layer in select_fine_tune_layers(model, info)]
-    # Weighted leaves: conv1, bn1, conv2, bn2, conv3, bn3, features; the top
-    # third (2) is bn3 and features, and BN is never unfrozen.
+    # Weighted leaves: conv1, conv2, conv3, bn3, features; the top third
+    # (5 // 3 = 1) is features.
     assert chosen == ["features"]
     assert [layer.name for layer in select_fine_tune_layers(
         model, info, "all")] == ["conv1", "conv2", "conv3", "features"]
