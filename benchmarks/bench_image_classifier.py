@@ -218,17 +218,20 @@ def _run_recipe_fixed(data, epochs, seed):
     return total, timer.seconds
 
 
+def _pipeline(x, y, *, training, seed=None):
+    """The recipe's `tf.data` pipeline of one split, no caching."""
+    return make_pipeline(tf.data.Dataset.from_tensor_slices((x, y)),
+                         num_classes=10, batch_size=BATCH, training=training,
+                         num_examples=len(x), cache=False, seed=seed)
+
+
 def _run_hand_written(data, epochs, seed):
     (x, y), (xv, yv) = data
     keras.backend.clear_session()
     start = time.perf_counter()
     model = _same_setup(data, epochs, seed)
-    train = make_pipeline(tf.data.Dataset.from_tensor_slices((x, y)),
-                          num_classes=10, batch_size=BATCH, training=True,
-                          num_examples=len(x), cache=False, seed=seed)
-    val = make_pipeline(tf.data.Dataset.from_tensor_slices((xv, yv)),
-                        num_classes=10, batch_size=BATCH, training=False,
-                        cache=False)
+    train = _pipeline(x, y, training=True, seed=seed)
+    val = _pipeline(xv, yv, training=False)
     model.fit(train, validation_data=val, epochs=epochs, shuffle=False,
               verbose=0)
     return time.perf_counter() - start
@@ -269,10 +272,7 @@ def pipeline_vs_memory(data, epochs, repeats):
             keras.backend.clear_session()
             model = _same_setup(data, epochs + 1, repeat)
             if kind == "pipeline":
-                feed = dict(x=make_pipeline(
-                    tf.data.Dataset.from_tensor_slices((x, y)),
-                    num_classes=10, batch_size=BATCH, training=True,
-                    num_examples=len(x), cache=False, seed=repeat))
+                feed = dict(x=_pipeline(x, y, training=True, seed=repeat))
             else:
                 feed = dict(x=x, y=onehot, batch_size=BATCH, shuffle=True)
             model.fit(epochs=1, verbose=0, **feed)  # traces
@@ -296,10 +296,7 @@ def feed_only(data, repeats):
                               keras.layers.Flatten(),
                               keras.layers.Dense(10)])
     model.compile("sgd", "mse", steps_per_execution=min(32, len(x) // BATCH))
-    pipeline = make_pipeline(tf.data.Dataset.from_tensor_slices((x, y)),
-                             num_classes=10, batch_size=BATCH, training=True,
-                             num_examples=len(x), cache=False, seed=0)
-    feeds = dict(pipeline=dict(x=pipeline),
+    feeds = dict(pipeline=dict(x=_pipeline(x, y, training=True, seed=0)),
                  memory=dict(x=x, y=onehot, batch_size=BATCH, shuffle=True))
     for feed in feeds.values():
         model.fit(epochs=1, verbose=0, **feed)  # traces
