@@ -618,6 +618,7 @@ import tensorflow as tf
             metrics=[_training.accuracy_metric()],
             steps_per_execution=_training.steps_per_execution_for(
                 "auto", self.steps))
+        _training.build_optimizer(model)
 
     def fit(self, hp, model, *args, epochs=1, callbacks=None, verbose=0,
             **kwargs):

@@ -1,9 +1,14 @@
-"""The recipes' run directory (`recipes._training.OutputDir`)."""
+"""The recipes' run directory (`recipes._training.OutputDir`) and
+optimizer building before `fit`."""
 
 import json
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from recipes import _training, fit_image_classifier
 from recipes._training import OutputDir
 
 HEADER = "epoch,accuracy,loss,val_accuracy,val_loss\n"
@@ -48,3 +53,77 @@ def test_finished_run_needs_overwrite(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"status": "finished"}))
     with pytest.raises(ValueError, match="overwrite=True"):
         OutputDir(tmp_path)
+
+
+def _digits_mlp(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(10, activation="softmax")])
+
+
+class _VariablesCreatedInFunctions:
+    """Counts variables created inside traced functions (public TF API)."""
+
+    def __init__(self):
+        self.names = []
+
+    def __enter__(self):
+        def creator(next_creator, **kwargs):
+            if tf.inside_function():
+                self.names.append(kwargs.get("name"))
+            return next_creator(**kwargs)
+
+        self._scope = tf.variable_creator_scope(creator)
+        self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._scope.__exit__(*exc)
+
+
+def test_build_optimizer_traces_the_train_step_once(digits_8x8):
+    (x, y), _ = digits_8x8
+    runs = {}
+    for prebuilt in (False, True):
+        keras.backend.clear_session()
+        model = _digits_mlp(seed=3)
+        model.compile(keras.optimizers.AdamW(1e-3),
+                      "sparse_categorical_crossentropy")
+        if prebuilt:
+            _training.build_optimizer(model)
+            assert model.optimizer.built
+            # Adam's two slots per trainable variable exist before `fit`.
+            slots = {v.path for v in model.optimizer.variables}
+            for variable in model.trainable_variables:
+                assert any(variable.name in s and "momentum" in s
+                           for s in slots)
+        traces = []
+        step = model.train_step
+
+        def counting_step(data, step=step, traces=traces):
+            traces.append(1)
+            return step(data)
+
+        model.train_step = counting_step
+        with _VariablesCreatedInFunctions() as created:
+            model.fit(x, y, batch_size=64, epochs=2, verbose=0,
+                      shuffle=False)
+        runs[prebuilt] = (len(traces), created.names,
+                          [w.copy() for w in model.get_weights()])
+    # Plain Keras creates Adam's slots inside the first trace, so TF traces
+    # the step again; built beforehand, one trace and no variable creation.
+    assert runs[False][1], "Keras no longer builds slots inside the trace"
+    assert runs[True][0] == 1 and runs[True][1] == []
+    # Same training either way.
+    for ours, plain in zip(runs[True][2], runs[False][2], strict=True):
+        np.testing.assert_allclose(ours, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_recipe_creates_no_variable_inside_its_train_step(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    with _VariablesCreatedInFunctions() as created:
+        fit_image_classifier((x, y), validation_data=(xv, yv), epochs=1,
+                             seed=0, verbose=0)
+    assert created.names == []
