@@ -78,6 +78,33 @@ def test_small_cnn_shapes_and_any_channels():
         + 4 * 4 * 32 * 128 + 128)  # dense on the 4x4x32 map
 
 
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_small_cnn_pooling_matches_numpy(pooling):
+    model = small_cnn((8, 8, 1), width=4, pooling=pooling)
+    conv1 = model.get_layer("conv1")
+    pooled = keras.Model(model.inputs, model.get_layer("pool1").output)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
+    # Independent reference: the first stage's ReLU output, then 2x2 blocks
+    # reduced with NumPy.
+    kernel, bias = (np.asarray(w) for w in conv1.get_weights())
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    maps = np.zeros((2, 8, 8, 4), "float32")
+    for i in range(8):
+        for j in range(8):
+            maps[:, i, j] = np.einsum(
+                "bhwc,hwcf->bf", padded[:, i:i + 3, j:j + 3], kernel)
+    maps = np.maximum(maps + bias, 0.0)
+    blocks = maps.reshape(2, 4, 2, 4, 2, 4)
+    reduce = np.mean if pooling == "average" else np.max
+    np.testing.assert_allclose(pooled.predict(x, verbose=0),
+                               reduce(blocks, axis=(2, 4)), atol=1e-5)
+
+
+def test_small_cnn_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="Received: pooling='min'"):
+        small_cnn((28, 28, 1), pooling="min")
+
+
 def test_weights_file_round_trip(tmp_path):
     trained = small_cnn((12, 12, 1))
     rng = np.random.default_rng(1)
