@@ -49,6 +49,7 @@ from recipes.backbones import small_cnn  # noqa: E402
 from recipes.data import make_pipeline  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
 from recipes.image_classifier import (  # noqa: E402
+    _EVAL_BATCH,
     _SCRATCH_LR_SCALE,
     build_image_classifier,
 )
@@ -219,9 +220,11 @@ def _run_recipe_fixed(data, epochs, seed):
 
 
 def _pipeline(x, y, *, training, seed=None):
-    """The recipe's `tf.data` pipeline of one split, no caching."""
+    """The recipe's `tf.data` pipeline of one split, no caching (validation
+    in the recipe's evaluation batches)."""
+    batch = BATCH if training else max(BATCH, _EVAL_BATCH)
     return make_pipeline(tf.data.Dataset.from_tensor_slices((x, y)),
-                         num_classes=10, batch_size=BATCH, training=training,
+                         num_classes=10, batch_size=batch, training=training,
                          num_examples=len(x), cache=False, seed=seed)
 
 
