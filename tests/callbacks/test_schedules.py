@@ -93,6 +93,17 @@ def test_warmup_cosine_decay(warmup, init, hold, alpha):
     np.testing.assert_allclose(values(s), expected, rtol=1e-5, atol=1e-10)
 
 
+def test_warmup_cosine_decay_without_decay_phase():
+    # warmup + hold == total: linear warmup, the peak, then alpha * peak.
+    s = S.WarmupCosineDecay(1e-3, total_steps=100, warmup_steps=40,
+                            initial_learning_rate=1e-4, hold_steps=60,
+                            alpha=0.1)
+    np.testing.assert_allclose(
+        values(s, [0, 20, 39, 40, 99, 100, 500]),
+        [1e-4, 1e-4 + 9e-4 * 20 / 40, 1e-4 + 9e-4 * 39 / 40, 1e-3, 1e-3,
+         1e-4, 1e-4], rtol=1e-5)
+
+
 def test_step_decay_every_k_and_boundaries():
     s = S.StepDecay(0.1, factor=0.5, step_size=30)
     np.testing.assert_allclose(
