@@ -11,6 +11,7 @@ from recipes import _training
 from recipes.backbones import build_backbone, get_backbone_info
 from recipes.data import load_image_data
 from recipes.image_classifier import (
+    _SCRATCH_LR_SCALE,
     build_image_classifier,
     check_image_classifier_args,
     fit_image_classifier,
@@ -64,7 +65,10 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             `recipes.tuning.space`). Defaults to `None` (the default space).
         base_learning_rates: Dict of optimizer name to the learning rate
             `learning_rate_scale` multiplies; missing names use the
-            registry default scaled to the batch size. Defaults to `None`.
+            recipe's default (the registry default scaled to the batch
+            size, doubled for backbones trained from scratch), so a scale
+            of 1 is what `fit_image_classifier` trains with. Defaults to
+            `None`.
         objective: A metric the recipe reports, used to check the search
             can be scored. Defaults to `"val_accuracy"`.
         **recipe_kwargs: Other fixed `fit_image_classifier` keywords
@@ -244,7 +248,10 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         """What `learning_rate_scale` multiplies for this optimizer."""
         if optimizer in self.base_learning_rates:
             return float(self.base_learning_rates[optimizer])
-        return _training.default_learning_rate(optimizer, batch_size)
+        # The recipe's own default, so that a scale of 1 trains what
+        # `fit_image_classifier(learning_rate=None)` would.
+        rate = _training.default_learning_rate(optimizer, batch_size)
+        return rate if self.pretrained else rate * _SCRATCH_LR_SCALE
 
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""

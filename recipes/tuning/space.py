@@ -24,8 +24,9 @@ Default search space (`DEFAULT_SPACE`):
 | `fine_tune_layers` | 0, 10, 30, 60 (pretrained only) | `fine_tune_layers` |
 | `batch_size` | 32, 64, 128 | `batch_size` |
 
-The base learning rate is the optimizer's registry default scaled to the
-batch size (square-root rule), or the LR range test's suggestion.
+The base learning rate is the recipe's default: the optimizer's registry
+default scaled to the batch size (square-root rule), doubled for backbones
+trained from scratch; or the LR range test's suggestion.
 """
 
 import dataclasses

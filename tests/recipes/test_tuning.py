@@ -86,13 +86,33 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
                      batch_size=128, mix="cutmix", dropout=0.3)
     config = hypermodel.recipe_config(hp, epochs=4)
     # Registry default for lion moved from batch 32 to 128 by the
-    # square-root rule (x2), then scaled by 2.
+    # square-root rule (x2), doubled like the recipe's own default for a
+    # backbone trained from scratch (small_cnn), then scaled by 2.
     base = optimizers.get_info("lion").default_learning_rate
-    assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0)
+    assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0 * 2.0)
     assert (config["mixup"], config["cutmix"]) == (0.0, 1.0)
     assert config["epochs"] == 4 and config["seed"] == 3
     assert config["optimizer"] == "lion" and config["dropout"] == 0.3
     assert config["backbone"] == "small_cnn"
+
+
+@pytest.mark.parametrize("backbone, expected", [
+    # The recipe's documented defaults for AdamW at batch 32: 2e-3 for a
+    # backbone trained from scratch, the registry's 1e-3 for a pretrained
+    # one.
+    ("small_cnn", 2e-3), ("mobilenet_v3_small", 1e-3)])
+def test_scale_one_is_the_recipe_default_learning_rate(small, backbone,
+                                                       expected):
+    train, val = small
+    hypermodel = ImageClassifierHyperModel(train, validation_data=val,
+                                           backbone=backbone)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare(hp)
+    hp.values.update(optimizer="adamw", learning_rate_scale=1.0,
+                     batch_size=32)
+    assert optimizers.get_info("adamw").default_learning_rate == 1e-3
+    config = hypermodel.recipe_config(hp)
+    assert config["learning_rate"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
