@@ -316,8 +316,11 @@ def build_backbone(backbone, weights="auto", input_shape=None):
         weights: `"imagenet"` (downloads), `None` (random initialization),
             the path of a weights file (`.weights.h5`) of the same
             architecture, or `"auto"` (`"imagenet"` for ImageNet backbones,
-            `None` for `"small_cnn"`; user models keep their weights).
-            Defaults to `"auto"`.
+            `None` for `"small_cnn"`). A user model keeps its weights
+            either way: with `"auto"` they count as pretrained, with `None`
+            as untrained (a new architecture: the recipes then train every
+            layer in one phase, as for `"small_cnn"`). Defaults to
+            `"auto"`.
         input_shape: `(height, width, channels)` of a registry backbone.
             Defaults to `None` (native size, 3 channels).
 
@@ -339,7 +342,7 @@ def build_backbone(backbone, weights="auto", input_shape=None):
     """
     if isinstance(backbone, keras.Model):
         _check_user_weights(weights)
-        return _features(backbone), _user_info(backbone), True
+        return _features(backbone), _user_info(backbone), weights == "auto"
     if isinstance(backbone, str | os.PathLike) and os.fspath(
             backbone).endswith(".keras"):
         path = os.fspath(backbone)
@@ -350,7 +353,7 @@ def build_backbone(backbone, weights="auto", input_shape=None):
             )
         _check_user_weights(weights)
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-        return _features(model), _user_info(model), True
+        return _features(model), _user_info(model), weights == "auto"
     info = get_backbone_info(backbone)
     if weights == "auto":
         weights = info.pretrained_weights[0] if info.pretrained_weights \
@@ -378,8 +381,9 @@ def build_backbone(backbone, weights="auto", input_shape=None):
 def _check_user_weights(weights):
     if weights not in ("auto", None):
         raise ValueError(
-            "Argument `weights` must be 'auto' or None when `backbone` is a "
-            f"model (it keeps its own weights). Received: weights={weights!r}"
+            "Argument `weights` must be 'auto' (pretrained) or None "
+            "(untrained) when `backbone` is a model, which keeps its own "
+            f"weights. Received: weights={weights!r}"
         )
 
 

@@ -246,8 +246,10 @@ def fit_image_classifier(
             picks `"small_cnn"` for images up to 64x64 pixels and
             `"efficientnetv2_b0"` above. Defaults to `"auto"`.
         weights: `"imagenet"`, `None`, a weights file, or `"auto"`
-            (ImageNet for ImageNet backbones, none for `"small_cnn"`).
-            Defaults to `"auto"`.
+            (ImageNet for ImageNet backbones, none for `"small_cnn"`). A
+            user model or `.keras` backbone keeps its weights: `"auto"`
+            trains it as pretrained (two phases), `None` as a new
+            architecture (one phase, every layer). Defaults to `"auto"`.
         image_size: Model input size `(height, width)` (or an int). Defaults
             to `None` (the backbone's native size, or the data's own size
             for `"small_cnn"` and user models).

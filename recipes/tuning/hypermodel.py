@@ -154,7 +154,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         weights = self.recipe_kwargs.get("weights", "auto")
         if not isinstance(self.backbone, str) or self.backbone.endswith(
                 ".keras"):
-            return True
+            return weights is not None
         info = get_backbone_info(self.backbone)
         if weights == "auto":
             return bool(info.pretrained_weights)

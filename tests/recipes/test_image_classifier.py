@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from recipes import fit_image_classifier
 from recipes._discriminative import DiscriminativeOptimizer
-from recipes.backbones import small_cnn
+from recipes.backbones import build_backbone, small_cnn
 from tests.helpers import (
     assert_keras_round_trip,
     assert_seed_determines_weights,
@@ -149,6 +149,51 @@ def test_phase_two_unfreezes_only_requested_layers_bn_stays_frozen(
     np.testing.assert_allclose(loaded.predict(xv, verbose=0),
                                result.model.predict(xv, verbose=0),
                                atol=1e-6)
+
+
+def _user_cnn():
+    """A user's own (untrained) classifier for 8x8 digits."""
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
+def test_user_model_with_weights_none_trains_from_scratch(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    keras.utils.set_random_seed(0)
+    user = _user_cnn()
+    before = [np.array(v.numpy()) for v in user.weights]
+    # A new architecture: weights=None means untrained, so one phase with
+    # every layer learning, the from-scratch default rate (2e-3 for AdamW
+    # at batch 32) and no augmentation.
+    result = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                  backbone=user, weights=None, epochs=4,
+                                  early_stopping=False, **FAST)
+    assert result.config["pretrained"] is False
+    assert result.config["fine_tune_epochs"] == 0
+    assert result.config["augment"] == "none"
+    assert result.config["learning_rate"] == pytest.approx(2e-3)
+    assert len(result.history["loss"]) == 4
+    # Every kernel and bias of the user's features moved (the classifier
+    # layer it came with is dropped).
+    after = [np.array(v.numpy()) for v in user.weights[:-2]]
+    assert all(not np.array_equal(b, a)
+               for b, a in zip(before, after, strict=False))
+    assert result.metrics["val_accuracy"] > 0.85
+    # With weights="auto" the same kind of model counts as pretrained, and
+    # fine-tuning epochs are refused for an untrained one.
+    assert build_backbone(_user_cnn(), "auto")[2] is True
+    assert build_backbone(_user_cnn(), None)[2] is False
+    with pytest.raises(ValueError, match="fine_tune_epochs=2"):
+        fit_image_classifier((x, y), backbone=_user_cnn(),
+                             weights=None, fine_tune_epochs=2, epochs=1,
+                             **FAST)
 
 
 def test_discriminative_optimizer_rates_by_hand():
