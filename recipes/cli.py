@@ -96,7 +96,9 @@ def add_fit_image_classifier(subparsers):
         help="auto, a .keras file, or one of: " + ", ".join(
             list_backbones()))
     parser.add_argument("--weights", type=none_or, default="auto",
-                        help="auto, imagenet, none, or a weights file")
+                        help="auto, imagenet, none, or a weights file (for "
+                        "a .keras backbone: auto = pretrained, two phases; "
+                        "none = untrained, one phase)")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--fine-tune-epochs", type=int, default=None)
     parser.add_argument("--fine-tune-layers", type=int_or_name,
