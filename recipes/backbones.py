@@ -305,6 +305,41 @@ def _features(model):
     return model
 
 
+def is_pretrained(backbone, weights="auto"):
+    """Whether `build_backbone(backbone, weights)` counts as pretrained.
+
+    Answers without building anything or downloading weights, so callers
+    can refuse arguments (fine-tuning a backbone trained from scratch)
+    before any work.
+
+    Args:
+        backbone: A registry name, a `keras.Model` or a `.keras` path.
+        weights: As in `build_backbone`. Defaults to `"auto"`.
+
+    Returns:
+        `True` when the recipes would train the backbone in two phases
+        (frozen, then fine-tuned), `False` when in one phase from scratch.
+
+    Raises:
+        ValueError: For an unknown registry name, weights a registry
+            backbone does not have (nor an existing file), or `weights`
+            other than `"auto"` or `None` for a user model.
+
+    Example:
+
+    >>> is_pretrained("small_cnn"), is_pretrained("mobilenet_v2")
+    (False, True)
+    """
+    if isinstance(backbone, keras.Model) or (
+            isinstance(backbone, str | os.PathLike)
+            and os.fspath(backbone).endswith(".keras")):
+        _check_user_weights(weights)
+        return weights == "auto"
+    builder_weights, file_weights = _registry_weights(
+        get_backbone_info(backbone), weights)
+    return builder_weights is not None or file_weights is not None
+
+
 def build_backbone(backbone, weights="auto", input_shape=None):
     """Build a backbone network and describe it.
 
@@ -355,20 +390,7 @@ def build_backbone(backbone, weights="auto", input_shape=None):
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
         return _features(model), _user_info(model), weights == "auto"
     info = get_backbone_info(backbone)
-    if weights == "auto":
-        weights = info.pretrained_weights[0] if info.pretrained_weights \
-            else None
-    file_weights = None
-    if weights is not None and weights not in info.pretrained_weights:
-        if not (isinstance(weights, str | os.PathLike)
-                and os.path.isfile(weights)):
-            names = list(info.pretrained_weights) + [None]
-            raise ValueError(
-                f"Argument `weights` must be one of {names} or an existing "
-                f"weights file for backbone={info.name!r}. Received: "
-                f"weights={weights!r}"
-            )
-        file_weights, weights = os.fspath(weights), None
+    weights, file_weights = _registry_weights(info, weights)
     if input_shape is None:
         size = info.native_size or (224, 224)
         input_shape = (*size, info.channels or 3)
@@ -376,6 +398,24 @@ def build_backbone(backbone, weights="auto", input_shape=None):
     if file_weights is not None:
         model.load_weights(file_weights)
     return model, info, weights is not None or file_weights is not None
+
+
+def _registry_weights(info, weights):
+    """`(weights for the builder, weights file or None)`, checked."""
+    if weights == "auto":
+        weights = info.pretrained_weights[0] if info.pretrained_weights \
+            else None
+    if weights is None or weights in info.pretrained_weights:
+        return weights, None
+    if not (isinstance(weights, str | os.PathLike)
+            and os.path.isfile(weights)):
+        names = list(info.pretrained_weights) + [None]
+        raise ValueError(
+            f"Argument `weights` must be one of {names} or an existing "
+            f"weights file for backbone={info.name!r}. Received: "
+            f"weights={weights!r}"
+        )
+    return None, os.fspath(weights)
 
 
 def _check_user_weights(weights):

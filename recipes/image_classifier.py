@@ -29,6 +29,7 @@ from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
+    is_pretrained,
     leaf_layers,
     preprocessing_layers,
     select_fine_tune_layers,
@@ -167,6 +168,16 @@ def _registry_name(backbone):
     return isinstance(backbone, str) and not backbone.endswith(".keras")
 
 
+def _refuse_fine_tuning(backbone, fine_tune_epochs):
+    name = backbone if isinstance(backbone, str) else getattr(
+        backbone, "name", backbone)
+    raise ValueError(
+        "Argument `fine_tune_epochs` applies to pretrained backbones; "
+        f"backbone={name!r} with these weights trains from scratch. "
+        f"Received: fine_tune_epochs={fine_tune_epochs}"
+    )
+
+
 def _check_args(kw):
     _training.check_training_args(
         epochs=kw["epochs"], batch_size=kw["batch_size"],
@@ -199,6 +210,9 @@ def _check_args(kw):
             "Argument `backbone` must be a registry name, a keras.Model or "
             f"a .keras path. Received: backbone={backbone!r}"
         )
+    if backbone != "auto" and not is_pretrained(backbone, kw["weights"]) \
+            and kw["fine_tune_epochs"]:
+        _refuse_fine_tuning(backbone, kw["fine_tune_epochs"])
     from recipes import optimizers
 
     optimizers.get_info(kw["optimizer"])
@@ -385,12 +399,7 @@ def fit_image_classifier(
         backbone_model, info, pretrained = build_backbone(
             backbone, weights, input_shape=backbone_shape)
         if fine_tune_epochs and not pretrained:
-            raise ValueError(
-                "Argument `fine_tune_epochs` applies to pretrained "
-                f"backbones; backbone={info.name!r} with these weights "
-                "trains from scratch. Received: "
-                f"fine_tune_epochs={fine_tune_epochs}"
-            )
+            _refuse_fine_tuning(info.name, fine_tune_epochs)
         model = build_image_classifier(
             backbone_model, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from callbacks._validation import check_choice, check_number
 from recipes import _training
-from recipes.backbones import build_backbone, get_backbone_info
+from recipes.backbones import build_backbone, get_backbone_info, is_pretrained
 from recipes.data import load_image_data
 from recipes.image_classifier import (
     _SCRATCH_LR_SCALE,
@@ -151,14 +151,8 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             else "efficientnetv2_b0"
 
     def _is_pretrained(self):
-        weights = self.recipe_kwargs.get("weights", "auto")
-        if not isinstance(self.backbone, str) or self.backbone.endswith(
-                ".keras"):
-            return weights is not None
-        info = get_backbone_info(self.backbone)
-        if weights == "auto":
-            return bool(info.pretrained_weights)
-        return weights is not None
+        return is_pretrained(self.backbone,
+                             self.recipe_kwargs.get("weights", "auto"))
 
     def knobs(self):
         """Names of the knobs this hypermodel declares."""

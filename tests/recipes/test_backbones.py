@@ -7,6 +7,7 @@ import pytest
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
+    is_pretrained,
     list_backbones,
     preprocessing_layers,
     select_fine_tune_layers,
@@ -149,6 +150,35 @@ def test_user_classifier_becomes_features_and_keras_file(tmp_path):
         build_backbone(os.path.join(tmp_path, "missing.keras"))
     with pytest.raises(ValueError, match="keeps its own weights"):
         build_backbone(user, weights="imagenet")
+
+
+def test_is_pretrained_agrees_with_build_backbone(tmp_path):
+    cnn_file = str(tmp_path / "cnn.weights.h5")
+    small_cnn((8, 8, 1)).save_weights(cnn_file)
+    user = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="relu"), keras.layers.Dense(3),
+    ])
+    user_file = str(tmp_path / "user.keras")
+    user.save(user_file)
+    cases = [("small_cnn", "auto", False), ("small_cnn", None, False),
+             ("small_cnn", cnn_file, True), (user, "auto", True),
+             (user, None, False), (user_file, "auto", True),
+             (user_file, None, False)]
+    for backbone, weights, expected in cases:
+        shape = (8, 8, 1) if isinstance(backbone, str) and not \
+            backbone.endswith(".keras") else None
+        _, _, built = build_backbone(backbone, weights, input_shape=shape)
+        assert built is expected
+        assert is_pretrained(backbone, weights) is expected
+    # ImageNet backbones, answered without building or downloading.
+    assert is_pretrained("mobilenet_v2") is True
+    assert is_pretrained("resnet50", "imagenet") is True
+    assert is_pretrained("mobilenet_v2", None) is False
+    with pytest.raises(ValueError, match="weights='imagenet'"):
+        is_pretrained("small_cnn", "imagenet")
+    with pytest.raises(ValueError, match="keeps its own weights"):
+        is_pretrained(user, "imagenet")
 
 
 def test_user_classifier_features_leave_its_dropout_out():

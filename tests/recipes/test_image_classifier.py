@@ -164,7 +164,8 @@ def _user_cnn():
     ])
 
 
-def test_user_model_with_weights_none_trains_from_scratch(digits_8x8):
+def test_user_model_with_weights_none_trains_from_scratch(digits_8x8,
+                                                          tmp_path):
     (x, y), (xv, yv) = digits_8x8
     keras.utils.set_random_seed(0)
     user = _user_cnn()
@@ -190,10 +191,17 @@ def test_user_model_with_weights_none_trains_from_scratch(digits_8x8):
     # fine-tuning epochs are refused for an untrained one.
     assert build_backbone(_user_cnn(), "auto")[2] is True
     assert build_backbone(_user_cnn(), None)[2] is False
+    # Refused before the data is read: this directory does not exist.
+    missing = str(tmp_path / "missing")
     with pytest.raises(ValueError, match="fine_tune_epochs=2"):
-        fit_image_classifier((x, y), backbone=_user_cnn(),
-                             weights=None, fine_tune_epochs=2, epochs=1,
-                             **FAST)
+        fit_image_classifier(missing, backbone=_user_cnn(), weights=None,
+                             fine_tune_epochs=2, **FAST)
+    with pytest.raises(ValueError, match="keeps its own weights"):
+        fit_image_classifier(missing, backbone=_user_cnn(),
+                             weights="imagenet", **FAST)
+    with pytest.raises(ValueError, match="weights='imagenet'"):
+        fit_image_classifier(missing, backbone="small_cnn",
+                             weights="imagenet", **FAST)
 
 
 def test_discriminative_optimizer_rates_by_hand():
