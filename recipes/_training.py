@@ -262,6 +262,9 @@ class OutputDir:
         self.path = None if path is None else os.fspath(path)
         self.writer = is_chief()
         self._root = self.path
+        # Epochs of the training pipeline's shuffle drawn in this process
+        # (see `align_shuffle`).
+        self.epochs_drawn = 0
         if self.path is None:
             return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -346,7 +349,8 @@ class OutputDir:
         return self.read_history(first_epoch, int(meta["epoch"]))
 
     def prepare_resume(self, phase, first_epoch):
-        """History rows of an interrupted phase before its resume epoch.
+        """History rows of an interrupted phase before its resume epoch, and
+        that epoch.
 
         Rows at or after the resume epoch (written after the checkpoint,
         just before the crash) are dropped from `history.csv`, so the
@@ -356,7 +360,7 @@ class OutputDir:
         resume = int(meta["epoch"])
         if self.writer:
             self._truncate_history(resume)
-        return self.read_history(first_epoch, resume)
+        return self.read_history(first_epoch, resume), resume
 
     def _history_rows(self):
         try:
@@ -504,12 +508,13 @@ def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
     status = out.phase_status(phase)
     if status == "finished":
         return out.load_finished_phase(model, phase, initial_epoch)
-    before = {}
+    before, start = {}, initial_epoch
     if status == "unfinished":
-        # The model, optimizer (step, slots, schedule position), metric and
-        # early-stopping state resume exactly; the training pipeline's
-        # shuffle sequence restarts in the new process.
-        before = out.prepare_resume(phase, initial_epoch)
+        # The model, optimizer (step, slots, schedule position), dropout
+        # seeds, metric and early-stopping state resume exactly; the
+        # shuffle order too, through `align_shuffle`.
+        before, start = out.prepare_resume(phase, initial_epoch)
+    align_shuffle(train, out, start)
     monitor = "val_accuracy" if val is not None else "accuracy"
     so_far = merge_histories(earlier or {}, before).get(monitor)
     found = make_callbacks(
@@ -524,7 +529,43 @@ def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
                             epochs=initial_epoch + epochs,
                             initial_epoch=initial_epoch, callbacks=found,
                             shuffle=False, verbose=verbose)
+    out.epochs_drawn = start + len(history.history.get("loss", []))
     return merge_histories(before, history.history)
+
+
+# Iterators Keras's `fit` makes of a dataset of known length per epoch: the
+# epoch's own, and one at its end, which the next epoch replaces unused
+# (Keras 3.15's `EpochIterator`; the resume tests catch a change).
+_ITERATORS_PER_EPOCH = 2
+
+
+def align_shuffle(train, out, epoch):
+    """Bring `train`'s shuffle to where an uninterrupted run has it at `epoch`.
+
+    A `tf.data` shuffle with `reshuffle_each_iteration=True` draws a new
+    order for each iterator made of it, from a sequence that starts afresh
+    in a new process. A resumed run (or a phase 2 whose phase 1 was read
+    back from disk) would replay the first epochs' orders; making, without
+    reading, the iterators the skipped epochs' `fit` calls would have made
+    moves the sequence to the uninterrupted run's position, so resumed
+    weights equal uninterrupted ones (tested on CPU without a distribution
+    strategy, which re-creates the dataset per replica). Datasets of
+    unknown length are left as they are: Keras iterates those a different
+    number of times. Randomness inside the pipeline (augmentation layers,
+    MixUp, CutMix) is not realigned.
+
+    Args:
+        train: The training `tf.data.Dataset` every phase of the run fits.
+        out: The run's `OutputDir`; its `epochs_drawn` counts the epochs
+            this process has drawn so far.
+        epoch: The global epoch the next `fit` starts at.
+    """
+    missing = epoch - out.epochs_drawn
+    if missing <= 0 or int(train.cardinality()) < 0:
+        return
+    for _ in range(_ITERATORS_PER_EPOCH * missing):
+        iter(train)
+    out.epochs_drawn = epoch
 
 
 def make_callbacks(*, output_dir, phase, early_stopping, patience,

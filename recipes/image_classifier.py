@@ -414,10 +414,13 @@ def fit_image_classifier(
     pipeline = dict(num_classes=images.num_classes,
                     batch_size=runtime.batch_size, image_size=size,
                     cache=images.source != "numpy")
-    train = make_pipeline(
-        images.train, training=True, num_examples=images.num_train,
-        augment=augment, value_range=images.value_range, mixup=mixup,
-        cutmix=cutmix, seed=seed, **pipeline)
+    def make_train():
+        return make_pipeline(
+            images.train, training=True, num_examples=images.num_train,
+            augment=augment, value_range=images.value_range, mixup=mixup,
+            cutmix=cutmix, seed=seed, **pipeline)
+
+    train = make_train()
     val = None
     if images.validation is not None:
         val = make_pipeline(
@@ -437,8 +440,12 @@ def fit_image_classifier(
                   schedule=schedule, warmup_fraction=warmup_fraction,
                   extra_callbacks=list(callbacks or []))
 
+    # The LR range test reads its own copy of the pipeline, so that it
+    # does not move the training shuffle (see `_training.align_shuffle`).
     peak, finder = _training.resolve_learning_rate(
-        learning_rate, model=model, train=train, loss=loss, out=out,
+        learning_rate, model=model,
+        train=make_train() if learning_rate == "auto" else train,
+        loss=loss, out=out,
         runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _training.make_optimizer(
             optimizer, rate, weight_decay),

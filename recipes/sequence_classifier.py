@@ -410,9 +410,12 @@ import tensorflow as tf
                     batch_size=runtime.batch_size,
                     padding_value=padding_value,
                     cache=seqs.source == "dataset")
-    train = make_sequence_pipeline(seqs.train, training=True,
-                                   num_examples=seqs.num_train, seed=seed,
-                                   **pipeline)
+    def make_train():
+        return make_sequence_pipeline(seqs.train, training=True,
+                                      num_examples=seqs.num_train, seed=seed,
+                                      **pipeline)
+
+    train = make_train()
     val = None
     if seqs.validation is not None:
         val = make_sequence_pipeline(seqs.validation, training=False,
@@ -425,8 +428,12 @@ import tensorflow as tf
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
 
+    # The LR range test reads its own copy of the pipeline, so that it
+    # does not move the training shuffle (see `_training.align_shuffle`).
     peak, finder = _training.resolve_learning_rate(
-        learning_rate, model=model, train=train, loss=loss, out=out,
+        learning_rate, model=model,
+        train=make_train() if learning_rate == "auto" else train,
+        loss=loss, out=out,
         runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: make_clipped_optimizer(
             optimizer, rate, weight_decay, clipnorm))

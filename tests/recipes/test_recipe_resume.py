@@ -4,7 +4,9 @@ A two-phase `fit_image_classifier` run (frozen backbone, then fine-tuning)
 is SIGKILLed in the middle of its fine-tuning phase and started again with
 the same arguments; the second process must finish the run without training
 any finished epoch again, with the optimizer step count of an uninterrupted
-run and one history row per epoch.
+run and one history row per epoch. Runs without in-pipeline augmentation
+that crash (here: an exception in a callback) and resume must end with the
+uninterrupted run's weights, bit for bit.
 """
 
 import csv
@@ -14,6 +16,8 @@ import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from recipes import fit_image_classifier
@@ -71,3 +75,73 @@ def test_sigkilled_two_phase_recipe_resumes_from_output_dir(
     again = _run([run, out, -1, weights])
     assert again.returncode != 0
     assert "overwrite=True" in again.stderr
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises in the middle of `epoch` (after its first compiled call)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.crash_epoch = epoch
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == self.crash_epoch and batch > 0:
+            raise RuntimeError("crash")
+
+
+def _crash_and_resume(run_dir, crash_epoch, **kwargs):
+    with pytest.raises(RuntimeError, match="crash"):
+        fit_image_classifier(output_dir=str(run_dir),
+                             callbacks=[_Crash(crash_epoch)], **kwargs)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == (
+        "running")
+    return fit_image_classifier(output_dir=str(run_dir), **kwargs)
+
+
+def _assert_same_run(a, b):
+    for x, y in zip(a.model.get_weights(), b.model.get_weights(),
+                    strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.history == b.history
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learning_rate", [None, "auto"])
+def test_resumed_run_ends_with_the_uninterrupted_weights(
+        tmp_path, digits_8x8, learning_rate):
+    # Shuffled every epoch, head dropout 0.2, and with "auto" an LR range
+    # test before training: the resumed epochs must see the same batch
+    # orders and dropout masks as the uninterrupted run's.
+    (x, y), (xv, yv) = digits_8x8
+    kwargs = dict(data=(x, y), validation_data=(xv, yv), epochs=4,
+                  learning_rate=learning_rate, patience=10, seed=0,
+                  verbose=0)
+    reference = fit_image_classifier(output_dir=str(tmp_path / "ref"),
+                                     **kwargs)
+    resumed = _crash_and_resume(tmp_path / "run", 2, **kwargs)
+    _assert_same_run(reference, resumed)
+
+
+@pytest.mark.slow
+def test_resumed_two_phase_run_ends_with_the_uninterrupted_weights(
+        tmp_path, digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    pretrained = fit_image_classifier((x, y), validation_data=(xv, yv),
+                                      epochs=1, verbose=0, seed=1)
+    weights = str(tmp_path / "cnn.weights.h5")
+    pretrained.model.get_layer("small_cnn").save_weights(weights)
+    kwargs = dict(data=(x, y), validation_data=(xv, yv), weights=weights,
+                  epochs=2, fine_tune_epochs=2, fine_tune_layers=1,
+                  augment="none", patience=10, seed=0, verbose=0)
+    reference = fit_image_classifier(output_dir=str(tmp_path / "ref"),
+                                     **kwargs)
+    # Epoch 2 is the first of phase 2 (a fresh phase 2 after phase 1 is
+    # read back from disk), epoch 3 its second (phase 2 resumed).
+    for crash_epoch in (2, 3):
+        resumed = _crash_and_resume(tmp_path / f"run{crash_epoch}",
+                                    crash_epoch, **kwargs)
+        _assert_same_run(reference, resumed)
