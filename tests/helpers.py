@@ -72,3 +72,21 @@ def assert_seed_determines_weights(train, seed, other_seed):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b)
                for a, b in zip(first, other, strict=True))
+
+
+class CrashInEpoch(keras.callbacks.Callback):
+    """Calls `crash()` in the middle of `epoch` (after its first compiled
+    call): an exception, or a SIGKILL of the whole process."""
+
+    def __init__(self, epoch, crash):
+        super().__init__()
+        self.crash_epoch = epoch
+        self.crash = crash
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == self.crash_epoch and batch > 0:
+            self.crash()

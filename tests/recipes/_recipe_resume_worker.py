@@ -17,28 +17,20 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from recipes import fit_image_classifier  # noqa: E402
 from recipes.datasets import load_digits_8x8  # noqa: E402
+from tests.helpers import CrashInEpoch  # noqa: E402
 
 
-class Trace(keras.callbacks.Callback):
+class Trace(CrashInEpoch):
     """Logs finished epochs; SIGKILLs the process mid-way through one."""
 
     def __init__(self, log, kill_epoch):
-        super().__init__()
+        super().__init__(kill_epoch,
+                         lambda: os.kill(os.getpid(), signal.SIGKILL))
         self.log = log
-        self.kill_epoch = kill_epoch
-        self.epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.epoch == self.kill_epoch and batch > 0:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def on_epoch_end(self, epoch, logs=None):
         with open(self.log, "a") as handle:

@@ -16,11 +16,11 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
 from recipes import fit_image_classifier
+from tests.helpers import CrashInEpoch
 
 WORKER = os.path.join(os.path.dirname(__file__), "_recipe_resume_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -77,26 +77,15 @@ def test_sigkilled_two_phase_recipe_resumes_from_output_dir(
     assert "overwrite=True" in again.stderr
 
 
-class _Crash(keras.callbacks.Callback):
-    """Raises in the middle of `epoch` (after its first compiled call)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.crash_epoch = epoch
-        self.epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.epoch == self.crash_epoch and batch > 0:
-            raise RuntimeError("crash")
+def _raise():
+    raise RuntimeError("crash")
 
 
 def _crash_and_resume(run_dir, crash_epoch, **kwargs):
     with pytest.raises(RuntimeError, match="crash"):
         fit_image_classifier(output_dir=str(run_dir),
-                             callbacks=[_Crash(crash_epoch)], **kwargs)
+                             callbacks=[CrashInEpoch(crash_epoch, _raise)],
+                             **kwargs)
     assert json.loads((run_dir / "run.json").read_text())["status"] == (
         "running")
     return fit_image_classifier(output_dir=str(run_dir), **kwargs)
