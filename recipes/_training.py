@@ -158,7 +158,7 @@ def find_peak_learning_rate(model, train, num_steps=60, verbose=0):
     return float(result.suggestion()), result
 
 
-def resolve_learning_rate(learning_rate, *, model, train, loss, out,
+def resolve_learning_rate(learning_rate, *, model, make_train, loss, out,
                           runtime, optimizer, make_optimizer, verbose,
                           default_scale=1.0):
     """The phase-1 peak learning rate of a recipe, and where it came from.
@@ -169,6 +169,11 @@ def resolve_learning_rate(learning_rate, *, model, train, loss, out,
     `make_optimizer(1e-3)`), or the rate a crashed run in `out` already
     chose; a number: itself. The result is recorded in `out` so a resumed
     run uses the same one.
+
+    The range test reads a new copy of the training pipeline from
+    `make_train()`, so it does not move the shuffle of the pipeline the run
+    trains on (a resumed run, which skips the test, must find that shuffle
+    where an uninterrupted one does: see `align_shuffle`).
 
     Returns:
         `(peak, finder)`: the rate, and the `LRFinderResult` (or
@@ -185,7 +190,7 @@ def resolve_learning_rate(learning_rate, *, model, train, loss, out,
         with runtime.strategy.scope():
             model.compile(make_optimizer(1e-3), loss=loss,
                           metrics=[accuracy_metric()])
-        peak, finder = find_peak_learning_rate(model, train,
+        peak, finder = find_peak_learning_rate(model, make_train(),
                                                verbose=int(verbose > 0))
     out.remember(learning_rate=peak)
     return peak, finder

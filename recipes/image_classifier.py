@@ -440,13 +440,9 @@ def fit_image_classifier(
                   schedule=schedule, warmup_fraction=warmup_fraction,
                   extra_callbacks=list(callbacks or []))
 
-    # The LR range test reads its own copy of the pipeline, so that it
-    # does not move the training shuffle (see `_training.align_shuffle`).
     peak, finder = _training.resolve_learning_rate(
-        learning_rate, model=model,
-        train=make_train() if learning_rate == "auto" else train,
-        loss=loss, out=out,
-        runtime=runtime, optimizer=optimizer, verbose=verbose,
+        learning_rate, model=model, make_train=make_train, loss=loss,
+        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _training.make_optimizer(
             optimizer, rate, weight_decay),
         default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE)

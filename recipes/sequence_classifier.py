@@ -428,13 +428,9 @@ import tensorflow as tf
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
 
-    # The LR range test reads its own copy of the pipeline, so that it
-    # does not move the training shuffle (see `_training.align_shuffle`).
     peak, finder = _training.resolve_learning_rate(
-        learning_rate, model=model,
-        train=make_train() if learning_rate == "auto" else train,
-        loss=loss, out=out,
-        runtime=runtime, optimizer=optimizer, verbose=verbose,
+        learning_rate, model=model, make_train=make_train, loss=loss,
+        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: make_clipped_optimizer(
             optimizer, rate, weight_decay, clipnorm))
     history = _training.fit_phase(
