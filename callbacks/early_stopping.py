@@ -73,16 +73,24 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
         self._start_time = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        # Tell our own stop from one by another callback in the same epoch
+        # (`stopped_epoch` is 0 both before any stop and for epoch 0).
+        stopping = bool(self.model.stop_training)
+        self.model.stop_training = False
         super().on_epoch_end(epoch, logs)
-        if self.model.stop_training and self.stopped_epoch == epoch:
+        stopped_here = bool(self.model.stop_training)
+        self.model.stop_training = stopping or stopped_here
+        if stopped_here:
+            best = ("none" if self.best is None
+                    else f"{float(self.best):.6g} at epoch "
+                         f"{self.best_epoch + 1}")
             self.stop_reason = (
                 f"Epoch {epoch + 1}: early stopping: `{self.monitor}` did "
                 f"not improve by more than {abs(self.min_delta):g} for "
-                f"{self.wait} epochs (best {self.best:.6g} at epoch "
-                f"{self.best_epoch + 1})."
+                f"{self.wait} epochs (best {best})."
             )
             return
-        if self.max_time is None:
+        if self.max_time is None or stopping:
             return
         elapsed = time.monotonic() - self._start_time
         if elapsed >= self.max_time:

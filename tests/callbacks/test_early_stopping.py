@@ -61,6 +61,49 @@ def test_max_time_stops_with_reason(mnist_5k):
     assert stopper.stop_reason is None
 
 
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Another callback ending training at epoch 0 (like TerminateOnNaN)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"monitor": "loss", "start_from_epoch": 2},  # still warming up
+    {"monitor": "val_loss"},  # not logged: no validation data
+    {"monitor": "loss", "patience": 5},
+])
+def test_stop_by_another_callback_is_not_ours(kwargs, mnist_5k):
+    (x, y), _ = mnist_5k
+    model = mlp(units=16)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    stopper = callbacks.EarlyStopping(max_time=3600, **kwargs)
+    history = model.fit(x[:64], y[:64], epochs=5, verbose=0,
+                        callbacks=[StopAfterFirstEpoch(), stopper])
+    assert len(history.history["loss"]) == 1
+    assert stopper.stop_reason is None
+    assert stopper.model.stop_training
+
+
+def test_stop_reason_when_patience_runs_out_alongside_other_stop(mnist_5k):
+    # Our stop in the same epoch as another callback's still gets a reason.
+    (x, y), _ = mnist_5k
+    model = mlp(units=16)
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+
+    class StopAtEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.stop_training = True
+
+    stopper = callbacks.EarlyStopping(monitor="loss", patience=1)
+    history = model.fit(x[:64], y[:64], epochs=5, verbose=0,
+                        callbacks=[StopAtEpoch(), stopper])
+    # With a zero LR the loss never improves: patience 1 ends epoch 2.
+    assert len(history.history["loss"]) == 2
+    assert stopper.stop_reason.startswith("Epoch 2: early stopping")
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"max_time": 0}, "max_time"),
     ({"max_time": -5}, "max_time"),
