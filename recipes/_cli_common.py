@@ -33,8 +33,17 @@ def load_images(value):
         return value
     try:
         arrays = np.load(value, allow_pickle=False)
-    except OSError as e:
-        raise ValueError(f"Cannot read {value!r}: {e}") from e
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"Argument `data` must be a .npz file with arrays `x` and `y`. "
+            f"Received: {value!r}, which cannot be read as one ({e})"
+        ) from e
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"Argument `data` must be a .npz file with arrays `x` and `y`. "
+            f"Received: {value!r}, which holds a single array (written by "
+            "`np.save`); write it with `np.savez(path, x=x, y=y)`"
+        )
     missing = {"x", "y"} - set(arrays.files)
     if missing:
         raise ValueError(

@@ -277,10 +277,20 @@ class OutputDir:
                 "Argument `output_dir` must be a directory. Received: "
                 f"output_dir={self.path!r} (an existing file)"
             )
+        self.overwrite = overwrite
         if self.finished() and not overwrite:
             raise ValueError(
                 "Argument `output_dir` holds a finished run; pass "
                 "`overwrite=True` to replace it. Received: "
+                f"output_dir={self.path!r}"
+            )
+        foreign = self._foreign_files()
+        if foreign and not overwrite:
+            raise ValueError(
+                "Argument `output_dir` holds files the recipe would "
+                f"overwrite ({', '.join(foreign)}) but no run of it (no "
+                "`run.json` or `checkpoints/`); choose another directory "
+                "or pass `overwrite=True` to replace them. Received: "
                 f"output_dir={self.path!r}"
             )
 
@@ -295,7 +305,16 @@ class OutputDir:
             return
         if self.finished():
             self._clear()
+        elif self._foreign_files():
+            # `overwrite=True` on a directory of the user's own files: the
+            # files the recipe writes are replaced (not appended to); other
+            # files and folders (a `logs/` of their own) are left alone.
+            self._clear(dirs=False)
         os.makedirs(self.path, exist_ok=True)
+        if not os.path.isfile(self._shared("run.json")):
+            # Marks the directory as a run of the recipe from the start, so
+            # a crashed run resumes (see `_foreign_files`).
+            _write_json(self._shared("run.json"), {"status": "running"})
 
     def file(self, name):
         """Where this process writes `name` (a scratch folder on non-chief
@@ -315,11 +334,20 @@ class OutputDir:
     def finished(self):
         return self._run_json().get("status") == "finished"
 
-    def _clear(self):
+    def _foreign_files(self):
+        """The recipe's file names present in a directory that holds no run
+        of it (a user's own files), else `[]`."""
+        if (os.path.isfile(self._shared("run.json"))
+                or os.path.isdir(self._shared("checkpoints"))):
+            return []
+        return [name for name in self.FILES + self.DIRS
+                if os.path.exists(self._shared(name))]
+
+    def _clear(self, dirs=True):
         for name in self.FILES:
             if os.path.isfile(self._shared(name)):
                 os.remove(self._shared(name))
-        for name in self.DIRS:
+        for name in self.DIRS if dirs else ():
             shutil.rmtree(self._shared(name), ignore_errors=True)
 
     def remember(self, **values):

@@ -168,14 +168,24 @@ def _registry_name(backbone):
     return isinstance(backbone, str) and not backbone.endswith(".keras")
 
 
-def _refuse_fine_tuning(backbone, fine_tune_epochs):
+def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers):
+    """Refuse the fine-tuning arguments for a backbone trained from
+    scratch (one phase, every layer): they would be silently ignored."""
     name = backbone if isinstance(backbone, str) else getattr(
         backbone, "name", backbone)
-    raise ValueError(
-        "Argument `fine_tune_epochs` applies to pretrained backbones; "
-        f"backbone={name!r} with these weights trains from scratch. "
-        f"Received: fine_tune_epochs={fine_tune_epochs}"
-    )
+    if fine_tune_epochs:
+        raise ValueError(
+            "Argument `fine_tune_epochs` applies to pretrained backbones; "
+            f"backbone={name!r} with these weights trains from scratch. "
+            f"Received: fine_tune_epochs={fine_tune_epochs}"
+        )
+    if not (isinstance(fine_tune_layers, str) and fine_tune_layers == "auto"):
+        raise ValueError(
+            "Argument `fine_tune_layers` applies to pretrained backbones; "
+            f"backbone={name!r} with these weights trains from scratch, "
+            "every layer from the start. Received: "
+            f"fine_tune_layers={fine_tune_layers!r}"
+        )
 
 
 def _check_args(kw):
@@ -210,9 +220,9 @@ def _check_args(kw):
             "Argument `backbone` must be a registry name, a keras.Model or "
             f"a .keras path. Received: backbone={backbone!r}"
         )
-    if backbone != "auto" and not is_pretrained(backbone, kw["weights"]) \
-            and kw["fine_tune_epochs"]:
-        _refuse_fine_tuning(backbone, kw["fine_tune_epochs"])
+    if backbone != "auto" and not is_pretrained(backbone, kw["weights"]):
+        _check_from_scratch(backbone, kw["fine_tune_epochs"],
+                            kw["fine_tune_layers"])
     from recipes import optimizers
 
     optimizers.get_info(kw["optimizer"])
@@ -274,7 +284,8 @@ def fit_image_classifier(
             backbones trained from scratch).
         fine_tune_layers: What phase 2 unfreezes: `"auto"` (the backbone's
             top blocks), `"all"`, a number of top layers with weights, or a
-            layer name (from it to the top). Defaults to `"auto"`.
+            layer name (from it to the top). Defaults to `"auto"`; only
+            `"auto"` for backbones trained from scratch.
         backbone_lr_ratio: Backbone learning rate / head learning rate in
             phase 2. Defaults to `0.1`.
         optimizer: Name from `recipes.optimizers.list_optimizers()`.
@@ -398,8 +409,9 @@ def fit_image_classifier(
             backbone_shape = (*target, info.channels or input_shape[2])
         backbone_model, info, pretrained = build_backbone(
             backbone, weights, input_shape=backbone_shape)
-        if fine_tune_epochs and not pretrained:
-            _refuse_fine_tuning(info.name, fine_tune_epochs)
+        if not pretrained:
+            _check_from_scratch(info.name, fine_tune_epochs,
+                                fine_tune_layers)
         model = build_image_classifier(
             backbone_model, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,

@@ -359,7 +359,6 @@ def fit_sequence_classifier(
     Example:
 
     >>> import numpy as np
-import tensorflow as tf
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(64, 12, 3)).astype("float32")
     >>> y = (x[:, :, 0].sum(axis=1) > 0).astype(int)
@@ -523,7 +522,6 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
 
     >>> import keras_tuner
     >>> import numpy as np
-import tensorflow as tf
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(64, 12, 3)).astype("float32")
     >>> y = (x[:, :, 0].sum(axis=1) > 0).astype(int)

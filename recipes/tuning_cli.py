@@ -15,6 +15,7 @@ python -m recipes tune digits.npz --tuner hyperband --max-epochs 9 \\
 
 import argparse
 import json
+import os
 import sys
 
 from recipes._cli_common import load_images, none_or, run_command
@@ -72,12 +73,35 @@ def register(subparsers):
     parser.add_argument("--weights", type=none_or, default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-model", default=None,
-                        help="save the best model to this .keras file")
+                        help="save the best model to this new .keras file "
+                        "(checked before the search; an existing file is "
+                        "not overwritten)")
     parser.set_defaults(run=_run_tune)
     return parser
 
 
+def _check_save_model(path):
+    """Refuse a `--save-model` path before the search, not after it."""
+    if path is None:
+        return
+    if not path.endswith(".keras"):
+        raise ValueError(
+            "Argument `--save-model` must be a path ending in `.keras`. "
+            f"Received: {path!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(
+            "Argument `--save-model` must be in an existing directory. "
+            f"Received: {path!r} (no directory {parent!r})")
+    if os.path.exists(path):
+        raise ValueError(
+            "Argument `--save-model` names an existing file, which the "
+            "command does not overwrite; delete it or choose another path. "
+            f"Received: {path!r}")
+
+
 def _run_tune(args):
+    _check_save_model(args.save_model)
     result = tune_image_classifier(
         load_images(args.data),
         validation_data=load_images(args.validation_data),

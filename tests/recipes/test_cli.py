@@ -55,6 +55,17 @@ def test_bad_npz_and_bad_option(tmp_path, capsys):
     np.savez(tmp_path / "only_x.npz", x=np.zeros((4, 8, 8)))
     assert main(["fit-image-classifier", str(tmp_path / "only_x.npz")]) == 2
     assert "arrays `x` and `y`" in capsys.readouterr().err
+    # One array saved by np.save under a .npz name, and a file that is not
+    # an archive at all: one-line errors, no traceback.
+    with open(tmp_path / "single.npz", "wb") as f:
+        np.save(f, np.zeros((4, 8, 8)))
+    assert main(["fit-image-classifier", str(tmp_path / "single.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "single array" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "text.npz").write_text("not an archive")
+    assert main(["fit-image-classifier", str(tmp_path / "text.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and len(err.strip().splitlines()) == 1
     np.savez(tmp_path / "ok.npz", x=np.zeros((4, 8, 8)), y=np.arange(4) % 2)
     assert main(["fit-image-classifier", str(tmp_path / "ok.npz"),
                  "--optimizer", "nope"]) == 2

@@ -257,6 +257,38 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
         assert len(list(csv.DictReader(f))) == 1
 
 
+def test_output_dir_never_overwrites_a_users_own_files(digits_8x8,
+                                                      tmp_path):
+    (x, y), (xv, yv) = digits_8x8
+    mine = tmp_path / "mine"
+    (mine / "logs").mkdir(parents=True)
+    (mine / "logs" / "events.txt").write_text("my tensorboard logs")
+    (mine / "model.keras").write_text("my model")
+    (mine / "history.csv").write_text("epoch,loss\n0,9.9\n")
+    with pytest.raises(ValueError, match=r"`output_dir`.*model\.keras.*"
+                                         r"overwrite=True.*Received"):
+        fit_image_classifier("no/such/dir", epochs=1, output_dir=str(mine),
+                             **FAST)
+    assert (mine / "model.keras").read_text() == "my model"
+    assert (mine / "history.csv").read_text() == "epoch,loss\n0,9.9\n"
+    # A directory of other files is fine, and so is overwrite=True, which
+    # replaces the colliding files (the history is not appended to) and
+    # leaves everything else alone.
+    (tmp_path / "other" / "notes.txt").parent.mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("notes")
+    fit_image_classifier((x[:200], y[:200]), validation_data=(xv, yv),
+                         epochs=1, output_dir=str(tmp_path / "other"),
+                         **FAST)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "notes"
+    fit_image_classifier((x[:200], y[:200]), validation_data=(xv, yv),
+                         epochs=1, output_dir=str(mine), overwrite=True,
+                         **FAST)
+    with open(mine / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0]
+    assert (mine / "logs" / "events.txt").read_text() == "my tensorboard logs"
+    keras.saving.load_model(str(mine / "model.keras"), safe_mode=True)
+
+
 def test_lr_finder_and_bfloat16(digits_8x8):
     (x, y), _ = digits_8x8
     result = fit_image_classifier((x, y), epochs=1, learning_rate="auto",
@@ -327,6 +359,9 @@ def test_strategies_on_two_logical_cpus():
     ({"strategy": "gpu"}, ValueError, "strategy"),
     ({"mixed_precision": "half"}, ValueError, "mixed_precision"),
     ({"fine_tune_epochs": 2}, ValueError, "from scratch"),
+    ({"fine_tune_layers": "abc"}, ValueError,
+     "`fine_tune_layers`.*from scratch.*Received: fine_tune_layers='abc'"),
+    ({"fine_tune_layers": 3}, ValueError, "fine_tune_layers=3"),
 ])
 def test_bad_arguments_fail_before_any_work(kwargs, error, match, tmp_path,
                                             digits_8x8):

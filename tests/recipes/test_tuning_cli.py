@@ -44,6 +44,8 @@ def test_unknown_knob_is_a_usage_error(capsys):
     (["--fix", "optimizer=adamm"], "adamm"),
     (["--fix", "dropout=2"], "dropout=2"),
     (["--fix", "schedule=constant,cosine"], "schedule='cosine'"),
+    (["--save-model", "best.h5"], "`--save-model` must be a path ending"),
+    (["--save-model", "no/such/dir/best.keras"], "existing directory"),
 ])
 def test_bad_input_exits_2_before_any_trial(npz, tmp_path, capsys, flags,
                                             word):
@@ -54,6 +56,20 @@ def test_bad_input_exits_2_before_any_trial(npz, tmp_path, capsys, flags,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and word in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_save_model_file_is_refused_before_any_trial(
+        npz, tmp_path, capsys):
+    train, val = npz
+    precious = tmp_path / "user_model.keras"
+    precious.write_text("precious")
+    code = tuning_cli.main(["tune", train, "--validation-data", val,
+                            "--directory", str(tmp_path / "runs"),
+                            "--save-model", str(precious)])
+    assert code == 2
+    assert "existing file" in capsys.readouterr().err
+    assert precious.read_text() == "precious"
     assert not (tmp_path / "runs").exists()
 
 
