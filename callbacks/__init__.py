@@ -19,6 +19,7 @@ from callbacks.lr_schedule import (
     OneCycleLR,
     ScheduleLR,
     WarmupCosine,
+    restore_optimizer,
 )
 from callbacks.plateau import ReduceLROnPlateau
 from callbacks.plotting import plot_history, plot_schedule, schedule_values
@@ -65,6 +66,7 @@ __all__ = [
     "find_learning_rate",
     "plot_history",
     "plot_schedule",
+    "restore_optimizer",
     "schedule_values",
     "schedules",
 ]

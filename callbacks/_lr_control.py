@@ -16,6 +16,13 @@ current `fit` started. The last callback to `detach` at train end restores
 the optimizer exactly as it was. The train function is rebuilt on both
 occasions, because Keras caches the traced function across `fit` calls.
 
+Keras only calls `on_train_end` when `fit` returns normally: after Ctrl-C or
+an exception the controller stays installed. Each controller therefore
+remembers the `params` dict of the `fit` that installed it (Keras hands the
+same dict object to every callback of one `fit`), and `attach` replaces a
+controller left over from an earlier, interrupted `fit`. `release` removes
+one explicitly (the public `callbacks.restore_optimizer`).
+
 Checkpoints written while a controller is installed store the optimizer as
 the user compiled it (see `ControlledLearningRate.get_config`), so a model
 saved by `ModelCheckpoint` mid-fit reloads like one saved after.
@@ -61,11 +68,15 @@ class ControlledLearningRate(LearningRateSchedule):
         self.control = control
 
     def __call__(self, step):
+        return self.rate(step, self.control.scale)
+
+    def rate(self, step, scale):
+        """The learning rate at `step` if the scale were `scale`."""
         c = self.control
         base = _original_value(c.original, step)
         if c.schedule is not None:
             base = ops.cast(c.schedule(step - c.offset), "float32")
-        scale = ops.cast(c.scale, "float32")
+        scale = ops.cast(scale, "float32")
         floor = ops.cast(c.floor, "float32")
         scaled = scale * base
         # A reduction (scale < 1) never pushes the LR below `floor`, but the
@@ -154,9 +165,13 @@ def innermost(optimizer):
 class LRControl:
     """The controller installed on one optimizer (internal)."""
 
-    def __init__(self, model):
+    def __init__(self, model, token=None):
         optimizer = innermost(model.optimizer)
         self.model = model
+        # The `params` dict of the `fit` that installed this controller.
+        self.token = token
+        # (step counter at the last scale change, scale before it).
+        self._scale_change = None
         self.optimizer = optimizer
         self.original = optimizer._learning_rate
         self.users = []
@@ -195,6 +210,21 @@ class LRControl:
                                self.momentum_original)
         object.__delattr__(self.optimizer, _ATTR)
         _retrace(self.model)
+
+    def set_scale(self, value):
+        """Set the scale from the next step on, remembering the old one."""
+        step = int(ops.convert_to_numpy(self.optimizer.iterations))
+        if self._scale_change is None or self._scale_change[0] != step:
+            self._scale_change = (step, float(ops.convert_to_numpy(
+                self.scale)))
+        self.scale.assign(value)
+
+    def scale_at(self, step):
+        """The scale that step `step` used (or will use)."""
+        step = int(ops.convert_to_numpy(step))
+        if self._scale_change is not None and step < self._scale_change[0]:
+            return self._scale_change[1]
+        return float(ops.convert_to_numpy(self.scale))
 
     def set_schedule(self, owner, schedule):
         """Make `schedule` the base learning rate for this fit."""
@@ -262,9 +292,14 @@ def attach(callback, model):
         from the next step on.
     """
     _check_model(callback, model)
+    token = getattr(callback, "params", None)
     control = get(model)
+    if control is not None and control.token is not token:
+        # Left over from a `fit` that raised (no `on_train_end`).
+        control.uninstall()
+        control = None
     if control is None:
-        control = LRControl(model)
+        control = LRControl(model, token)
         control.install()
     if callback not in control.users:
         control.users.append(callback)
@@ -281,6 +316,19 @@ def detach(callback, model):
         control.uninstall()
 
 
+def release(model):
+    """Remove the model's controller, if any, restoring the optimizer.
+
+    Returns:
+        Whether a controller was removed.
+    """
+    control = get(model)
+    if control is None:
+        return False
+    control.uninstall()
+    return True
+
+
 def get(model):
     """The controller installed on the model's optimizer, or `None`."""
     optimizer = getattr(model, "optimizer", None)
@@ -295,9 +343,19 @@ def current_learning_rate(optimizer, step=None):
     lr = optimizer._learning_rate
     if step is None:
         step = optimizer.iterations
+    if isinstance(lr, ControlledLearningRate):
+        # A scale changed after `step` ran does not apply to it.
+        return float(ops.convert_to_numpy(
+            lr.rate(step, lr.control.scale_at(step))))
     if isinstance(lr, LearningRateSchedule):
         return float(ops.convert_to_numpy(lr(step)))
     return float(ops.convert_to_numpy(_original_value(lr, step)))
+
+
+def last_step(optimizer):
+    """The index of the last step the optimizer took (0 before any)."""
+    step = int(ops.convert_to_numpy(innermost(optimizer).iterations))
+    return max(step - 1, 0)
 
 
 def current_momentum(optimizer, step=None):

@@ -10,6 +10,7 @@ top of schedules) and carries on, up to a number of retries.
 
 import collections
 import math
+import os
 
 import keras
 import numpy as np
@@ -75,11 +76,14 @@ class DivergenceGuard(keras.callbacks.Callback):
        on with the next batch (the data is not rewound).
 
     After `max_retries` rollbacks, a further divergence restores the last
-    finite state and raises `DivergenceError`, so the model left behind is
-    usable. The guard writes no files; a `Checkpointing` callback in the
-    same `fit` refuses non-finite state, and as the guard checks every
-    step and rolls back before the next step begins, a checkpoint only
-    ever holds state the guard accepted.
+    finite state, removes the in-graph LR controller (as
+    `callbacks.restore_optimizer` does: the optimizer's learning rate is
+    settable again, a reduced float rate stays reduced) and raises
+    `DivergenceError`, so the model left behind is usable. The guard
+    writes no files; a `Checkpointing` callback in the same `fit` refuses
+    non-finite state, and as the guard checks every step and rolls back
+    before the next step begins, a checkpoint only ever holds state the
+    guard accepted.
 
     Checking forces a host sync per check (the loss must be read), which
     also stops Keras dispatching batch-end callbacks asynchronously: on a
@@ -99,7 +103,8 @@ class DivergenceGuard(keras.callbacks.Callback):
         snapshot_every: Every this many steps, check that the state is
             finite and (without `directory`) keep it in memory as the
             rollback point. Defaults to `50`.
-        directory: Optional `Checkpointing` directory to roll back to
+        directory: Optional `Checkpointing` directory (a path string or
+            `os.PathLike`) to roll back to
             instead of keeping snapshots in memory (for models too large to
             copy); the state at train begin is still kept in memory, as the
             fallback when the directory holds no checkpoint yet.
@@ -136,11 +141,14 @@ class DivergenceGuard(keras.callbacks.Callback):
             "max_retries", max_retries, low=0, integer=True)
         self.snapshot_every = check_number(
             "snapshot_every", snapshot_every, low=1, integer=True)
-        if directory is not None and not isinstance(directory, str):
-            raise TypeError(
-                "Argument `directory` must be a path string or None. "
-                f"Received: directory={directory!r}"
-            )
+        if directory is not None:
+            if not isinstance(directory, (str, os.PathLike)):
+                raise TypeError(
+                    "Argument `directory` must be a path string, an "
+                    "`os.PathLike` or None. "
+                    f"Received: directory={directory!r}"
+                )
+            directory = os.fspath(directory)
         self.directory = directory
         self.verbose = verbose
         self.rollbacks = []
@@ -194,6 +202,7 @@ class DivergenceGuard(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         self._checked_step = step
         if not self._take_snapshot(step):
+            _lr_control.release(self.model)
             raise ValueError(
                 "DivergenceGuard: the model's state is already non-finite "
                 "at the start of training."
@@ -224,17 +233,26 @@ class DivergenceGuard(keras.callbacks.Callback):
     def _recover(self, step, reason):
         if len(self.rollbacks) >= self.max_retries:
             back_to = self._restore_good_state()
+            # Keras skips `on_train_end` when `fit` raises: give the
+            # optimizer back its own (settable) learning rate now.
+            _lr_control.release(self.model)
+            lr = _lr_control.current_learning_rate(self.model.optimizer)
             raise DivergenceError(
                 f"Training diverged at step {step} ({reason}) after "
                 f"{len(self.rollbacks)} rollback(s) (max_retries="
                 f"{self.max_retries}); the model was restored to step "
-                f"{back_to}. Lower the learning rate, check the data for "
-                "NaN/inf, or clip gradients."
+                f"{back_to} and the optimizer's learning rate is now "
+                f"{lr:.4g}. Lower the learning rate "
+                "(`model.optimizer.learning_rate = ...`), check the data "
+                "for NaN/inf, or clip gradients."
             )
         back_to = self._restore_good_state()
         self.rollbacks.append((step, back_to, reason))
         scale = float(self._control.scale.numpy()) * self.lr_factor
-        self._control.scale.assign(scale)
+        self._control.set_scale(scale)
+        # Its reductions go below a `ReduceLROnPlateau`'s `min_lr` floor.
+        floor = float(self._control.floor.numpy()) * self.lr_factor
+        self._control.floor.assign(floor)
         # The epoch's metrics include the diverged steps.
         self.model.reset_metrics()
         self._seen = (0.0, 0.0)

@@ -2,10 +2,10 @@
 
 `ScheduleLR` is the one mechanism; `CyclicalLR`, `WarmupCosine` and
 `OneCycleLR` only build its schedule from their arguments.
+`restore_optimizer` undoes what they install when `fit` was interrupted.
 """
 
 import keras
-from keras import ops
 
 from callbacks import _lr_control
 from callbacks import schedules as schedules_lib
@@ -44,6 +44,11 @@ class ScheduleLR(keras.callbacks.Callback):
 
     Raises:
         TypeError: If `schedule` is not a `LearningRateSchedule`.
+        ValueError: At the first epoch, if `fit` resumes at
+            `initial_epoch > 0` with `restart=True` while the number of
+            steps per epoch is unknown (a dataset of unknown length
+            without `steps_per_epoch`): the schedule could not resume at
+            the right step. The optimizer is restored before raising.
 
     Example:
 
@@ -92,8 +97,17 @@ class ScheduleLR(keras.callbacks.Callback):
             return
         steps = self.params.get("steps") if self.params else None
         # `initial_epoch` is only known here, at the first epoch of the fit.
-        done = epoch * steps if (steps and epoch) else 0
-        self._control.set_offset_to_current_step(steps_back=done)
+        if epoch and not steps:
+            _lr_control.release(self.model)
+            raise ValueError(
+                f"{type(self).__name__} cannot resume the schedule at "
+                f"initial_epoch={epoch}: the number of steps per epoch is "
+                "unknown (a dataset of unknown length). Pass "
+                "`steps_per_epoch` to `fit`, or use `restart=False` to "
+                "continue from the optimizer's step count. Received: "
+                f"steps_per_epoch={steps}"
+            )
+        self._control.set_offset_to_current_step(steps_back=epoch * steps)
 
     def on_train_end(self, logs=None):
         _lr_control.detach(self, self.model)
@@ -223,20 +237,17 @@ class OneCycleLR(ScheduleLR):
         schedule = schedules_lib.OneCycleSchedule(
             maximal_learning_rate, total_steps, pct_start=pct_start,
             div_factor=div_factor, final_div_factor=final_div_factor)
+        base_momentum = check_number("base_momentum", base_momentum,
+                                     low=0.0, high=1.0, high_inclusive=False)
+        max_momentum = check_number("max_momentum", max_momentum,
+                                    low=0.0, high=1.0, high_inclusive=False)
+        if base_momentum > max_momentum:
+            raise ValueError(
+                "Argument `base_momentum` must be <= `max_momentum` "
+                f"({max_momentum}). Received: base_momentum={base_momentum}"
+            )
         momentum_schedule = None
         if cycle_momentum:
-            base_momentum = check_number("base_momentum", base_momentum,
-                                         low=0.0, high=1.0,
-                                         high_inclusive=False)
-            max_momentum = check_number("max_momentum", max_momentum,
-                                        low=0.0, high=1.0,
-                                        high_inclusive=False)
-            if base_momentum > max_momentum:
-                raise ValueError(
-                    "Argument `base_momentum` must be <= `max_momentum` "
-                    f"({max_momentum}). Received: "
-                    f"base_momentum={base_momentum}"
-                )
             momentum_schedule = schedules_lib.one_cycle_phases(
                 max_momentum, base_momentum, max_momentum,
                 schedule.total_steps, schedule.pct_start)
@@ -277,10 +288,52 @@ class LearningRateMonitor(keras.callbacks.Callback):
         if logs is None:
             return
         optimizer = self.model.optimizer
-        last_step = ops.maximum(optimizer.iterations - 1, 0)
+        # A `ReduceLROnPlateau` listed earlier may already have changed
+        # the rate of the next step; the logs report the last one.
+        last_step = _lr_control.last_step(optimizer)
         logs["learning_rate"] = _lr_control.current_learning_rate(
             optimizer, last_step)
         if self.log_momentum:
             momentum = _lr_control.current_momentum(optimizer, last_step)
             if momentum is not None:
                 logs[momentum[0]] = momentum[1]
+
+
+def restore_optimizer(model):
+    """Give the optimizer back its own learning rate after an interrupted
+    `fit`.
+
+    Our learning-rate callbacks (`ScheduleLR`, `CyclicalLR`, `WarmupCosine`,
+    `OneCycleLR`, `ReduceLROnPlateau`, `DivergenceGuard`) install an in-graph
+    controller on the optimizer at train begin and remove it at train end.
+    Keras does not call `on_train_end` when `fit` raises (Ctrl-C, an
+    exception in the data or in a callback), so the controller stays: a
+    later plain `fit` would follow the old schedule, and setting
+    `optimizer.learning_rate` raises "not settable". This removes it and
+    leaves the optimizer as a normally ended `fit` would have: the
+    compiled learning rate (float or schedule) and momentum come back, and
+    reductions by `ReduceLROnPlateau`/`DivergenceGuard` of a float learning
+    rate persist, as with Keras's own `ReduceLROnPlateau`.
+
+    A new `fit` with one of our learning-rate callbacks does this by itself,
+    and `DivergenceGuard` does it before raising `DivergenceError`; call
+    this before a plain `fit`, before changing the learning rate by hand,
+    or before saving.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        Whether a controller was installed (and has been removed).
+
+    Example:
+
+    ```python
+    try:
+        model.fit(x, y, epochs=10, callbacks=[callbacks.OneCycleLR(...)])
+    except KeyboardInterrupt:
+        callbacks.restore_optimizer(model)
+    model.optimizer.learning_rate = 1e-4
+    ```
+    """
+    return _lr_control.release(model)

@@ -3,6 +3,7 @@
 import keras
 
 from callbacks import _lr_control
+from callbacks._validation import check_number
 
 
 class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
@@ -19,24 +20,33 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     Keras's callback); a schedule comes back unscaled.
 
     `min_lr` bounds what the reductions do: a reduced rate is never below
-    `min_lr`, but a schedule may itself decay below it.
+    `min_lr`, but a schedule may itself decay below it, and a
+    `DivergenceGuard` in the same `fit` may still lower it (its reductions
+    lower the bound with the rate).
+
+    The `learning_rate` it writes into the epoch logs (as Keras's callback
+    does) is the rate of the epoch's last step, before any reduction.
 
     Args:
         monitor: Quantity to monitor. Defaults to `"val_loss"`.
-        factor: Factor by which the learning rate is multiplied.
+        factor: Factor by which the learning rate is multiplied, in (0, 1).
             Defaults to `0.1`.
-        patience: Epochs with no improvement before a reduction.
+        patience: Epochs with no improvement before a reduction, >= 0.
             Defaults to `10`.
         verbose: Whether to print a message at each reduction.
             Defaults to `0`.
         mode: `"auto"`, `"min"` or `"max"`. Defaults to `"auto"`.
-        min_delta: Minimal change that counts as an improvement.
-            Defaults to `1e-4`.
-        cooldown: Epochs to wait after a reduction. Defaults to `0`.
-        min_lr: Lower bound on reduced learning rates. Defaults to `0.0`.
+        min_delta: Minimal change that counts as an improvement (its
+            absolute value is used, as in Keras). Defaults to `1e-4`.
+        cooldown: Epochs to wait after a reduction, >= 0. Defaults to `0`.
+        min_lr: Lower bound on reduced learning rates, >= 0.
+            Defaults to `0.0`.
+        **kwargs: Passed to `keras.callbacks.ReduceLROnPlateau`.
 
     Raises:
-        ValueError: If `factor >= 1` (raised by Keras).
+        TypeError: If a numeric argument is not a number (or not an
+            integer, for `patience` and `cooldown`).
+        ValueError: If a numeric argument is out of range.
 
     Example:
 
@@ -49,10 +59,32 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     ```
     """
 
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10,
+                 verbose=0, mode="auto", min_delta=1e-4, cooldown=0,
+                 min_lr=0.0, **kwargs):
+        factor = check_number("factor", factor, low=0.0, high=1.0,
+                              low_inclusive=False, high_inclusive=False)
+        patience = check_number("patience", patience, low=0, integer=True)
+        min_delta = check_number("min_delta", min_delta)
+        cooldown = check_number("cooldown", cooldown, low=0, integer=True)
+        min_lr = check_number("min_lr", min_lr, low=0.0)
+        super().__init__(monitor=monitor, factor=factor, patience=patience,
+                         verbose=verbose, mode=mode, min_delta=min_delta,
+                         cooldown=cooldown, min_lr=min_lr, **kwargs)
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._control = _lr_control.attach(self, self.model)
         self._control.floor.assign(self.min_lr)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if logs is not None:
+            # Keras logs the rate of the next step; with a schedule that is
+            # not the rate this epoch used.
+            optimizer = self.model.optimizer
+            logs["learning_rate"] = _lr_control.current_learning_rate(
+                optimizer, _lr_control.last_step(optimizer))
 
     def on_train_end(self, logs=None):
         _lr_control.detach(self, self.model)
@@ -62,7 +94,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         if old_lr <= self.min_lr:
             return False
         scale = float(self._control.scale.numpy()) * self.factor
-        self._control.scale.assign(scale)
+        self._control.set_scale(scale)
         if self.verbose > 0:
             new_lr = _lr_control.current_learning_rate(optimizer)
             print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "

@@ -51,6 +51,16 @@ def _check_schedule(name, schedule):
     return schedule
 
 
+def _check_sequence(name, value):
+    """`value` as a list; a single number or a string is refused."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            f"Argument `{name}` must be a list of step numbers. "
+            f"Received: {name}={value!r}"
+        )
+    return list(value)
+
+
 @register
 class ConstantSchedule(LearningRateSchedule):
     """A constant learning rate, as a schedule.
@@ -187,7 +197,7 @@ class JoinSchedules(LearningRateSchedule):
             )
         self.schedules = [
             _check_schedule("schedules", s) for s in schedules]
-        boundaries = list(boundaries)
+        boundaries = _check_sequence("boundaries", boundaries)
         if len(boundaries) != len(self.schedules) - 1:
             raise ValueError(
                 "Argument `boundaries` must have one entry fewer than "
@@ -534,7 +544,7 @@ class StepDecay(LearningRateSchedule):
                                       integer=True, allow_none=True)
         if boundaries is not None:
             boundaries = [check_number("boundaries", b, low=0, integer=True)
-                          for b in boundaries]
+                          for b in _check_sequence("boundaries", boundaries)]
             if not boundaries or any(
                     b2 <= b1 for b1, b2 in itertools.pairwise(boundaries)):
                 raise ValueError(

@@ -3,14 +3,36 @@
 import keras
 import numpy as np
 
+from callbacks import _lr_control
 from callbacks._validation import check_number
 
 
-def _batch_norm_layers(layer):
-    for sub in getattr(layer, "layers", []):
-        if isinstance(sub, keras.layers.BatchNormalization):
-            yield sub
-        yield from _batch_norm_layers(sub)
+def _batch_norm_layers(model):
+    """Every BatchNormalization layer in `model`, also inside custom layers.
+
+    `Model.layers` only lists the top level; a custom layer (a residual
+    block) holds its sublayers as attributes, or in lists/dicts of them.
+    """
+    found, seen = [], set()
+
+    def visit(obj):
+        if isinstance(obj, keras.layers.Layer):
+            if id(obj) in seen:
+                return
+            seen.add(id(obj))
+            if isinstance(obj, keras.layers.BatchNormalization):
+                found.append(obj)
+            for value in vars(obj).values():
+                visit(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                visit(value)
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                visit(value)
+
+    visit(model)
+    return found
 
 
 class SWA(keras.callbacks.Callback):
@@ -28,8 +50,12 @@ class SWA(keras.callbacks.Callback):
 
     The paper pairs SWA with a high constant (or cyclical) learning rate in
     the averaging phase: pass `swa_learning_rate` to switch a float learning
-    rate to that value at `start_epoch`, or compile with a schedule of your
-    own.
+    rate to that value at `start_epoch` (or at the first epoch, when `fit`
+    resumes with `initial_epoch` past `start_epoch`), or compile with a
+    schedule of your own. The switch also works beside our
+    `ReduceLROnPlateau` and `DivergenceGuard`: it sets the rate to
+    `swa_learning_rate` and clears their earlier reductions (as Keras's own
+    `ReduceLROnPlateau` would see it); later reductions apply on top.
 
     Args:
         start_epoch: First epoch (0-based) whose final weights are averaged,
@@ -38,7 +64,9 @@ class SWA(keras.callbacks.Callback):
             Defaults to `1`.
         swa_learning_rate: Constant learning rate from `start_epoch` on, or
             `None` to leave the learning rate alone. Requires an optimizer
-            created with a float learning rate. Defaults to `None`.
+            created with a float learning rate, and no schedule callback
+            (`ScheduleLR`, `OneCycleLR`, ...) in the same `fit`.
+            Defaults to `None`.
         bn_data: Inputs for the BatchNorm pass: an array (split into batches
             of `bn_batch_size`) or an iterable of batches (`x` or `(x, y)`
             tuples, e.g. the training `tf.data.Dataset`). Required when the
@@ -49,8 +77,10 @@ class SWA(keras.callbacks.Callback):
             Defaults to `0`.
 
     Raises:
-        ValueError: For invalid arguments, or at the start of training when
-            the model has BatchNormalization but no `bn_data` was given.
+        ValueError: For invalid arguments; at the start of training when
+            the model has BatchNormalization but no `bn_data` was given;
+            at the first epoch when `swa_learning_rate` is given but the
+            learning rate is a schedule.
 
     Example:
 
@@ -86,6 +116,7 @@ class SWA(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._average = None
+        self._first_epoch = True
         self.averaged_epochs = []
         bn_layers = [b for b in _batch_norm_layers(self.model) if b.trainable]
         if bn_layers and self.bn_data is None:
@@ -95,19 +126,45 @@ class SWA(keras.callbacks.Callback):
                 "statistics must be re-estimated for the averaged weights. "
                 "Received: bn_data=None"
             )
-        # A float learning rate is a variable; a schedule's is a tensor.
-        if self.swa_learning_rate is not None and not isinstance(
-            self.model.optimizer.learning_rate, keras.Variable
-        ):
+
+    def _check_float_learning_rate(self):
+        # Checked at the first epoch: by then every callback's
+        # `on_train_begin` has run, whatever the callback order.
+        control = _lr_control.get(self.model)
+        if control is None:
+            # A float learning rate is a variable; a schedule's is a tensor.
+            is_float = isinstance(self.model.optimizer.learning_rate,
+                                  keras.Variable)
+        else:
+            is_float = (isinstance(control.original, keras.Variable)
+                        and control.schedule is None)
+        if not is_float:
+            _lr_control.release(self.model)
             raise ValueError(
                 "Argument `swa_learning_rate` needs an optimizer created "
-                "with a float learning rate; this one uses a schedule. "
+                "with a float learning rate and no schedule callback; this "
+                "one follows a schedule. "
                 f"Received: swa_learning_rate={self.swa_learning_rate}"
             )
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.start_epoch and self.swa_learning_rate is not None:
+    def _switch_learning_rate(self):
+        control = _lr_control.get(self.model)
+        if control is None:
             self.model.optimizer.learning_rate = self.swa_learning_rate
+            return
+        # Our LR callbacks hold the rate in a controller (the optimizer's
+        # own setter refuses it): set the float it scales, unscaled.
+        control.original.assign(self.swa_learning_rate)
+        control.set_scale(1.0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        first, self._first_epoch = self._first_epoch, False
+        if self.swa_learning_rate is None:
+            return
+        if first:
+            self._check_float_learning_rate()
+        if epoch == self.start_epoch or (first and epoch > self.start_epoch):
+            self._switch_learning_rate()
 
     def on_epoch_end(self, epoch, logs=None):
         due = epoch >= self.start_epoch and (

@@ -234,3 +234,81 @@ def test_first_snapshot_is_the_resumed_state(digits_8x8, tmp_path):
     resumed.fit(x, y, batch_size=32, epochs=1, verbose=0,
                 callbacks=[guard, Checkpointing(tmp_path, save_freq=3)])
     assert guard._snapshot_step == 6
+
+
+class _PoisonAtStep(keras.callbacks.Callback):
+    """Makes the first kernel NaN once, before global step `step`."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            kernel = self.model.trainable_weights[0]
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+            self.step = None
+
+
+def _tiny_regression(optimizer):
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3)).astype("float32")
+    y = rng.random((64, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer, "mse")
+    return model, x, y
+
+
+def test_divergence_error_gives_back_a_settable_learning_rate():
+    class PoisonEveryStepFrom2(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch >= 2:
+                kernel = self.model.trainable_weights[0]
+                kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    model, x, y = _tiny_regression(keras.optimizers.SGD(0.01))
+    with pytest.raises(DivergenceError) as raised:
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[
+            PoisonEveryStepFrom2(),
+            DivergenceGuard(max_retries=2, lr_factor=0.5, verbose=0)])
+    # The controller is gone: the float LR keeps the two halvings
+    # (0.01 * 0.5 ** 2) and can be set again.
+    assert _lr_control.get(model) is None
+    assert isinstance(model.optimizer.learning_rate, keras.Variable)
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.0025,
+                               rtol=1e-6)
+    assert "learning rate is now 0.0025" in str(raised.value)
+    model.optimizer.learning_rate = 1e-3
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_directory_accepts_path_like(tmp_path):
+    guard = DivergenceGuard(directory=tmp_path)
+    assert guard.directory == str(tmp_path)
+
+
+def test_rollbacks_go_below_the_plateau_min_lr():
+    from callbacks import ReduceLROnPlateau
+    from tests.callbacks._recording import RecordingSGD
+
+    class Flat(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["flat"] = 1.0
+
+    opt = RecordingSGD(0.1)
+    model, x, y = _tiny_regression(opt)
+    # 8 steps per epoch. The plateau halves the LR after epoch 1 (0.05 =
+    # its min_lr); the poisoned step 20 is rolled back and the guard
+    # halves it again: 0.025, below min_lr.
+    guard = DivergenceGuard(spike_factor=None, snapshot_every=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False,
+              callbacks=[Flat(), _PoisonAtStep(20), guard,
+                         ReduceLROnPlateau(monitor="flat", mode="min",
+                                           patience=1, factor=0.5,
+                                           min_lr=0.05)])
+    assert [r[:2] for r in guard.rollbacks] == [(21, 20)]
+    lrs = opt.lr_log.numpy()
+    np.testing.assert_allclose(lrs[:16], 0.1, rtol=1e-6)
+    np.testing.assert_allclose(lrs[16:20], 0.05, rtol=1e-6)
+    np.testing.assert_allclose(lrs[20:23], 0.025, rtol=1e-6)

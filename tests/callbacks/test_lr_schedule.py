@@ -211,3 +211,135 @@ def test_bad_arguments():
         callbacks.ScheduleLR(0.1)
     with pytest.raises(ValueError, match="`peak_learning_rate`"):
         callbacks.WarmupCosine(-1.0, total_steps=10)
+
+
+class _FailAtBatch(keras.callbacks.Callback):
+    """Raises mid-epoch, like Ctrl-C or a bad batch: Keras then skips
+    `on_train_end`."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            raise RuntimeError("interrupted")
+
+
+def _tiny():
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3)).astype("float32")
+    y = rng.random((40, 1)).astype("float32")
+    return x, y
+
+
+def _tiny_model(optimizer):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer, "mse")
+    return model
+
+
+def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
+    x, y = _tiny()
+    opt = RecordingSGD(0.5, momentum=0.9)
+    model = _tiny_model(opt)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[
+            callbacks.OneCycleLR(1.0, 100), _FailAtBatch(3)])
+    # A new schedule callback replaces the stale controller (no "Only one
+    # learning-rate schedule callback" error) and counts from its start.
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+              callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
+    np.testing.assert_allclose(logged(opt, 20, start=4),
+                               [clr(t) for t in range(20)], rtol=1e-5)
+    # Momentum is no longer cycled: the compiled 0.9 at every step.
+    np.testing.assert_allclose(opt.momentum_log.numpy()[4:24], 0.9,
+                               rtol=1e-6)
+    assert isinstance(opt.learning_rate, keras.Variable)
+    assert float(opt.learning_rate) == pytest.approx(0.5)
+    assert type(opt.momentum) is float
+
+
+def test_restore_optimizer_after_an_interrupted_fit():
+    x, y = _tiny()
+    opt = RecordingSGD(0.01, momentum=0.9)
+    model = _tiny_model(opt)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[
+            callbacks.OneCycleLR(1.0, 100), _FailAtBatch(3)])
+    assert callbacks.restore_optimizer(model) is True
+    assert callbacks.restore_optimizer(model) is False
+    assert isinstance(opt.learning_rate, keras.Variable)
+    assert float(opt.learning_rate) == pytest.approx(0.01)
+    assert type(opt.momentum) is float and opt.momentum == 0.9
+    # A plain fit uses the compiled LR and momentum again, and the LR is
+    # settable.
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_allclose(logged(opt, 10, start=4), 0.01, rtol=1e-6)
+    np.testing.assert_allclose(opt.momentum_log.numpy()[4:14], 0.9,
+                               rtol=1e-6)
+    opt.learning_rate = 1e-3
+    assert float(opt.learning_rate) == pytest.approx(1e-3)
+
+
+def _unknown_length(x, y, batch_size):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    return ds.filter(lambda a, b: True)  # cardinality: unknown
+
+
+def test_initial_epoch_with_unknown_steps_raises_and_restores():
+    x, y = _tiny()
+    opt = RecordingSGD(0.5)
+    model = _tiny_model(opt)
+    schedule = callbacks.schedules.LinearSchedule(1.0, 0.0, 100)
+    with pytest.raises(ValueError, match="steps_per_epoch=None"):
+        model.fit(_unknown_length(x, y, 4), epochs=3, initial_epoch=2,
+                  shuffle=False, verbose=0,
+                  callbacks=[callbacks.ScheduleLR(schedule)])
+    assert callbacks.restore_optimizer(model) is False
+    assert float(opt.learning_rate) == pytest.approx(0.5)
+    # With `steps_per_epoch` the schedule resumes at step 2 * 10.
+    model.fit(_unknown_length(x, y, 4).repeat(), epochs=3, initial_epoch=2,
+              steps_per_epoch=10, shuffle=False, verbose=0,
+              callbacks=[callbacks.ScheduleLR(schedule)])
+    np.testing.assert_allclose(logged(opt, 10),
+                               [1.0 - (20 + t) / 100 for t in range(10)],
+                               rtol=1e-5)
+
+
+class _FlatLoss(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["flat"] = 1.0
+
+
+@pytest.mark.parametrize("compiled_lr", ["float", "schedule"])
+@pytest.mark.parametrize("monitor_first", [False, True])
+def test_monitor_logs_the_last_step_rate_beside_plateau(compiled_lr,
+                                                        monitor_first):
+    x, y = _tiny()
+    lr = 0.1 if compiled_lr == "float" else (
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
+    opt = RecordingSGD(lr)
+    model = _tiny_model(opt)
+    plateau = callbacks.ReduceLROnPlateau(monitor="flat", mode="min",
+                                          patience=1, factor=0.5)
+    monitor = callbacks.LearningRateMonitor()
+    order = [monitor, plateau] if monitor_first else [plateau, monitor]
+    history = model.fit(x, y, batch_size=4, epochs=4, verbose=0,
+                        shuffle=False, callbacks=[_FlatLoss(), *order])
+    # The rate the optimizer received at the last step (9, 19, 29, 39).
+    used = opt.lr_log.numpy()[9:40:10]
+    np.testing.assert_allclose(history.history["learning_rate"], used,
+                               rtol=1e-5)
+    if compiled_lr == "float":
+        np.testing.assert_allclose(used, [0.1, 0.1, 0.05, 0.025],
+                                   rtol=1e-6)
+
+
+def test_one_cycle_checks_momentum_arguments_also_without_cycling():
+    with pytest.raises(ValueError, match="base_momentum=5"):
+        callbacks.OneCycleLR(0.1, 100, cycle_momentum=False,
+                             base_momentum=5)

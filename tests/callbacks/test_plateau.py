@@ -63,15 +63,15 @@ def test_plateau_on_a_compiled_keras_schedule(data):
                         callbacks=[ScriptedLoss([1.0] * 3),
                                    callbacks.ReduceLROnPlateau(
                                        patience=1, factor=0.1, min_lr=1e-3)])
-    # The failed fit ran 2 epochs (10 steps). Keras's callback logs the LR
-    # of the next step before reducing: epochs end at steps 15, 20, 25; the
+    # The failed fit ran 2 epochs (10 steps). Ours logs the LR of each
+    # epoch's last step (14, 19, 24; Keras's logs the next step's); the
     # reduction at the end of epoch 2 (index 1) applies from step 20 on.
     def b(step):
         return 0.1 * 0.5 ** (step / 10)
 
     np.testing.assert_allclose(
         history.history["learning_rate"],
-        [b(15), b(20), max(0.1 * b(25), 1e-3)], rtol=1e-4)
+        [b(14), b(19), max(0.1 * b(24), 1e-3)], rtol=1e-4)
     # The schedule is the optimizer's again after fit, unscaled.
     assert opt._learning_rate is sched
 
@@ -85,3 +85,29 @@ def test_plateau_on_float_persists_like_keras(data):
         ScriptedLoss([1.0] * 3),
         callbacks.ReduceLROnPlateau(patience=1, factor=0.5)])
     assert float(model.optimizer.learning_rate) == pytest.approx(0.025)
+
+
+@pytest.mark.parametrize("kwargs, error, received", [
+    ({"factor": -0.5}, ValueError, "factor=-0.5"),
+    ({"factor": 0.0}, ValueError, "factor=0.0"),
+    ({"factor": 1.0}, ValueError, "factor=1.0"),
+    ({"factor": "0.5"}, TypeError, "factor='0.5'"),
+    ({"patience": -1}, ValueError, "patience=-1"),
+    ({"patience": 1.5}, TypeError, "patience=1.5"),
+    ({"cooldown": -2}, ValueError, "cooldown=-2"),
+    ({"min_lr": -1.0}, ValueError, "min_lr=-1.0"),
+    ({"min_delta": float("nan")}, ValueError, "min_delta=nan"),
+])
+def test_bad_arguments_raise_naming_the_argument(kwargs, error, received):
+    with pytest.raises(error, match=f"Received: {received}"):
+        callbacks.ReduceLROnPlateau(**kwargs)
+
+
+def test_good_arguments_match_keras():
+    ours = callbacks.ReduceLROnPlateau(factor=0.5, patience=2.0, cooldown=1,
+                                       min_lr=1e-5, min_delta=-0.01)
+    theirs = keras.callbacks.ReduceLROnPlateau(
+        factor=0.5, patience=2, cooldown=1, min_lr=1e-5, min_delta=-0.01)
+    for name in ("factor", "patience", "cooldown", "min_lr", "min_delta"):
+        assert getattr(ours, name) == getattr(theirs, name)
+    assert type(ours.patience) is int

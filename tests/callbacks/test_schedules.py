@@ -222,3 +222,23 @@ def test_non_schedule_is_a_type_error():
         S.Warmup("cosine", 10)
     with pytest.raises(TypeError, match="`step_size`.*Received"):
         S.CyclicalLearningRate(1e-3, 1e-2, step_size="10")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: S.JoinSchedules(
+        [S.ConstantSchedule(1.0), S.ConstantSchedule(2.0)], 5),
+    lambda: S.StepDecay(0.1, boundaries=5),
+    lambda: S.StepDecay(0.1, boundaries="5"),
+], ids=["join", "step_decay", "step_decay_str"])
+def test_scalar_boundaries_are_a_type_error_naming_the_argument(build):
+    with pytest.raises(TypeError, match=r"`boundaries`.*Received: boundari"):
+        build()
+
+
+def test_boundaries_accept_tuples_and_numpy_arrays():
+    j = S.JoinSchedules([S.ConstantSchedule(1.0), S.ConstantSchedule(2.0)],
+                        np.array([5]))
+    np.testing.assert_allclose(values(j, [0, 4, 5, 9]), [1, 1, 2, 2])
+    s = S.StepDecay(0.1, factor=0.5, boundaries=(2, 4))
+    np.testing.assert_allclose(values(s, [0, 2, 4]),
+                               [0.1, 0.05, 0.025], rtol=1e-6)

@@ -108,3 +108,103 @@ def test_errors(digits_8x8):
     with pytest.raises(ValueError, match="swa_learning_rate=0.1"):
         model.fit(x[:8], y[:8], verbose=0,
                   callbacks=[SWA(start_epoch=0, swa_learning_rate=0.1)])
+
+
+class _Residual(keras.layers.Layer):
+    """A custom block holding its BatchNormalization as an attribute."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.BatchNormalization()
+        self.dense = keras.layers.Dense(units)
+
+    def call(self, x, training=None):
+        return x + self.dense(self.norm(x, training=training))
+
+
+def _residual_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64,))
+    block = _Residual(64)
+    outputs = keras.layers.Dense(10)(block(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.SGD(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, block
+
+
+def test_batch_norm_inside_a_custom_layer_is_found(digits_8x8):
+    (x, y), _ = digits_8x8
+    x = x.reshape(len(x), 64)[:256]
+    y = y[:256]
+    model, block = _residual_model()
+    with pytest.raises(ValueError, match="1 BatchNormalization.*bn_data=None"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[SWA(start_epoch=0)])
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0,
+              callbacks=[SWA(start_epoch=0, bn_data=x, bn_batch_size=64)])
+    # The block's BN input is the model input: equal-weight mean of the
+    # batch statistics of x.
+    batches = [x[i:i + 64] for i in range(0, 256, 64)]
+    np.testing.assert_allclose(block.norm.moving_mean.numpy(),
+                               np.mean([b.mean(0) for b in batches], 0),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(block.norm.moving_variance.numpy(),
+                               np.mean([b.var(0) for b in batches], 0),
+                               rtol=1e-4, atol=1e-5)
+
+
+class _FlatLoss(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["flat"] = 1.0
+
+
+@pytest.mark.parametrize("swa_first", [True, False])
+def test_swa_learning_rate_beside_our_plateau(digits_8x8, swa_first):
+    from callbacks import ReduceLROnPlateau
+    from tests.callbacks._recording import RecordingSGD
+
+    (x, y), _ = digits_8x8
+    x, y = x[:256], y[:256]
+    opt = RecordingSGD(1e-4)
+    model = _mlp()
+    model.compile(opt, "sparse_categorical_crossentropy")
+    swa = SWA(start_epoch=1, swa_learning_rate=1e-3)
+    # No improvement: reductions after epochs 1 and 2 (0, the first, sets
+    # the best value); SWA switched the rate to 1e-3 at epoch 1.
+    plateau = ReduceLROnPlateau(monitor="flat", mode="min", patience=1,
+                                factor=0.5)
+    order = [swa, plateau] if swa_first else [plateau, swa]
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0, shuffle=False,
+              callbacks=[_FlatLoss(), *order])
+    lrs = opt.lr_log.numpy()[:12]
+    np.testing.assert_allclose(lrs, [1e-4] * 4 + [1e-3] * 4 + [5e-4] * 4,
+                               rtol=1e-6)
+    assert float(opt.learning_rate) == pytest.approx(2.5e-4)
+
+
+def test_swa_learning_rate_when_resuming_past_start_epoch(digits_8x8):
+    from tests.callbacks._recording import RecordingSGD
+
+    (x, y), _ = digits_8x8
+    x, y = x[:128], y[:128]
+    opt = RecordingSGD(0.05)
+    model = _mlp()
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, initial_epoch=2, batch_size=64, verbose=0,
+              callbacks=[SWA(start_epoch=1, swa_learning_rate=0.01)])
+    np.testing.assert_allclose(opt.lr_log.numpy()[:4], 0.01, rtol=1e-6)
+
+
+def test_swa_learning_rate_with_a_schedule_callback_is_an_error(digits_8x8):
+    import callbacks
+
+    (x, y), _ = digits_8x8
+    model = _mlp()
+    with pytest.raises(ValueError, match="swa_learning_rate=0.01"):
+        model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[
+            SWA(start_epoch=1, swa_learning_rate=0.01),
+            callbacks.OneCycleLR(0.1, 10)])
+    # Raised before any step, with the optimizer given back.
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert callbacks.restore_optimizer(model) is False
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
