@@ -3,7 +3,12 @@
 Three ways, all applied in place to a built model, all restricted to the
 kernels (`kernel`, `depthwise_kernel`, `pointwise_kernel`,
 `recurrent_kernel`) of every layer, nested ones included; biases,
-normalization parameters and embeddings are never touched:
+normalization parameters and embeddings are never touched. The first two
+set the kernels' regularizer or constraint on their layers, so a saved model
+keeps it; they refuse (with the list) kernels that a layer creates from its
+own arguments, such as `MultiHeadAttention`'s projections or the `Dense` of
+a custom layer, which would lose it on reload: give those layers
+`kernel_regularizer` or `kernel_constraint` directly.
 
 * `add_weight_decay(model, rate)`: decoupled weight decay (Loshchilov &
   Hutter, 2019) with any optimizer, as a registered kernel constraint, so a
@@ -46,8 +51,7 @@ def _walk(layer, seen):
                 yield from _walk(sub, seen)
 
 
-def _kernels(model):
-    """Yields `(layer, variable, regularizer_attr, constraint_attr)`."""
+def _check_model(model):
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(
             f"Argument `model` must be a keras.Model. Received: model={model!r}"
@@ -57,6 +61,31 @@ def _kernels(model):
             "Argument `model` must be built (call it on data or give it an "
             f"Input) so its kernels exist. Received: model={model.name!r}"
         )
+
+
+def _kernel_variables(model):
+    """Every kernel variable of `model`, however deeply its layer is nested."""
+    found, seen = [], set()
+    for variable in model.weights:
+        if variable.name in _KERNELS and id(variable) not in seen:
+            seen.add(id(variable))
+            found.append(variable)
+    return found
+
+
+def _kernels(model):
+    """Yields `(layer, variable, regularizer_attr, constraint_attr)`.
+
+    Only kernels whose layer is saved with its own configuration (layers of
+    models, wrappers and RNN cells) can be given a regularizer or
+    constraint that `model.save` keeps; a kernel a layer creates from its
+    own arguments (`MultiHeadAttention`'s projections, the `Dense` inside a
+    custom layer) would lose it on reload, so it is refused.
+
+    Raises:
+        ValueError: If the model has such a kernel (all are listed).
+    """
+    _check_model(model)
     found = []
     for layer in _walk(model, set()):
         for name, (reg_attr, con_attr) in _KERNELS.items():
@@ -64,6 +93,17 @@ def _kernels(model):
             if isinstance(variable, keras.Variable) and hasattr(
                     layer, reg_attr):
                 found.append((layer, variable, reg_attr, con_attr))
+    covered = {id(variable) for _, variable, _, _ in found}
+    missed = [v.path for v in _kernel_variables(model)
+              if id(v) not in covered]
+    if missed:
+        raise ValueError(
+            f"Model {model.name!r} has kernels created inside other layers "
+            "(e.g. MultiHeadAttention or a custom layer), which would lose a "
+            "regularizer or constraint set here when the model is saved: "
+            f"{missed}. Pass `kernel_regularizer`/`kernel_constraint` to "
+            "the layers that create them instead. Nothing was changed."
+        )
     return found
 
 
@@ -83,15 +123,20 @@ class WeightDecay(keras.constraints.Constraint):
     """Decoupled weight decay as a constraint: `w <- w * (1 - rate)`.
 
     Keras applies a variable's constraint right after each optimizer
-    update, so this shrinks the weight by a fixed factor per step,
+    `apply` call, so this shrinks the weight by a fixed factor per call,
     independently of the gradient and of the optimizer's adaptive scaling:
     decoupled weight decay (Loshchilov & Hutter, 2019) for any optimizer.
     The decay per step does not follow the learning rate schedule; to match
     `AdamW(learning_rate=lr, weight_decay=wd)` at a constant rate use
-    `rate = lr * wd`.
+    `rate = lr * wd`. Under gradient accumulation Keras applies constraints
+    on every micro-batch call too, not only on the real update: with
+    `gradient_accumulation_steps=n` a real update decays the weight by
+    `(1 - rate) ** n`, so use `rate = lr * wd / n` there. `Lookahead`
+    applies constraints once more on its sync steps.
 
     Args:
-        rate: The fraction of the weight removed per step, in `[0, 1)`.
+        rate: The fraction of the weight removed per optimizer `apply` call
+            (per micro-batch under gradient accumulation), in `[0, 1)`.
 
     Raises:
         ValueError: If `rate` is not in `[0, 1)`.
@@ -126,8 +171,10 @@ def add_weight_decay(model, rate):
 
     Args:
         model: A built `keras.Model` (or layer), modified in place.
-        rate: Fraction of each kernel removed per optimizer step, in
-            `[0, 1)` (e.g. `learning_rate * weight_decay`).
+        rate: Fraction of each kernel removed per optimizer `apply` call,
+            in `[0, 1)` (e.g. `learning_rate * weight_decay`; divide it by
+            `gradient_accumulation_steps` when accumulating, since Keras
+            applies constraints on every micro-batch).
 
     Returns:
         The paths of the decayed variables.
@@ -135,8 +182,9 @@ def add_weight_decay(model, rate):
     Raises:
         TypeError: If `model` is not a Keras model or layer.
         ValueError: If `rate` is not in `[0, 1)`, the model is not built,
-            has no kernel, or a kernel already has another constraint
-            (nothing is changed then).
+            has no kernel, has a kernel created inside another layer (see
+            the module docstring), or a kernel already has another
+            constraint (nothing is changed then).
 
     Example:
 
@@ -183,7 +231,8 @@ def regularize_kernels(model, regularizer):
 
     Raises:
         TypeError: If `model` is not a Keras model or layer.
-        ValueError: If the model is not built, has no kernel, or
+        ValueError: If the model is not built, has no kernel, has a kernel
+            created inside another layer (see the module docstring), or
             `regularizer` cannot be resolved.
 
     Example:
@@ -203,7 +252,10 @@ def decay_kernels_only(optimizer, model):
 
     Calls `optimizer.exclude_from_weight_decay` with every trainable
     variable of `model` that is not a kernel (biases, normalization
-    parameters, embeddings...). Keras does not save this exclusion with the
+    parameters, embeddings...); kernels inside any layer, `MultiHeadAttention`
+    and custom layers included, keep their decay. Wrapper optimizers
+    (`Lookahead`, `Ranger`, `GradientTransform`) forward the exclusion to the
+    optimizer they wrap. Keras does not save this exclusion with the
     optimizer: after reloading a model, prefer `add_weight_decay`, which is
     saved.
 
@@ -244,7 +296,13 @@ def decay_kernels_only(optimizer, model):
             "Argument `optimizer` is already built; call decay_kernels_only "
             "before the first training step."
         )
-    kernel_ids = {id(v) for _, v, _, _ in _require_kernels(model)}
+    _check_model(model)
+    kernels = _kernel_variables(model)
+    if not kernels:
+        raise ValueError(
+            f"Model {model.name!r} has no kernel to regularize."
+        )
+    kernel_ids = {id(v) for v in kernels}
     excluded = [
         v for v in model.trainable_variables if id(v) not in kernel_ids
     ]

@@ -47,9 +47,12 @@ def channel_layout(axis, input_shape):
 class ChannelNormalization(keras.layers.Layer):
     """Base class: per-channel `gamma`/`beta` around a `normalize` step.
 
-    Subclasses implement `normalize(inputs, reduction_axes)` on float32
-    inputs; the base class validates the channel axis, creates the affine
-    parameters, computes in float32 (mixed-precision safe) and serializes.
+    Subclasses implement `normalize(inputs, reduction_axes, weights)` on
+    float32 inputs; the base class validates the channel axis, creates the
+    affine parameters, computes in float32 (mixed-precision safe) and
+    serializes. A Keras mask (e.g. from `Masking` or `Embedding(mask_zero=
+    True)`) becomes `weights`, 1 on real and 0 on masked entries, so the
+    statistics are taken over the real steps only (`masked_mean`).
     """
 
     min_rank = 2
@@ -123,16 +126,28 @@ class ChannelNormalization(keras.layers.Layer):
     def _broadcast(self, variable):
         return ops.reshape(ops.cast(variable, "float32"), self._param_shape)
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
         x = ops.cast(inputs, "float32")
-        outputs = self.normalize(x, self._reduction_axes)
+        weights = None
+        if mask is not None and self._reduction_axes:
+            # As in BatchNormalization: the mask covers every axis but the
+            # last one.
+            if len(mask.shape) != len(x.shape) - 1:
+                raise ValueError(
+                    f"{type(self).__name__} expects a mask of rank "
+                    f"{len(x.shape) - 1} for inputs of rank {len(x.shape)}. "
+                    f"Received: mask.shape={tuple(mask.shape)}"
+                )
+            weights = ops.broadcast_to(
+                ops.expand_dims(ops.cast(mask, "float32"), -1), ops.shape(x))
+        outputs = self.normalize(x, self._reduction_axes, weights)
         if self.gamma is not None:
             outputs = outputs * self._broadcast(self.gamma)
         if self.beta is not None:
             outputs = outputs + self._broadcast(self.beta)
         return ops.cast(outputs, self.compute_dtype)
 
-    def normalize(self, inputs, reduction_axes):
+    def normalize(self, inputs, reduction_axes, weights=None):
         raise NotImplementedError("Subclasses implement `normalize`.")
 
     def compute_output_shape(self, input_shape):
@@ -158,3 +173,16 @@ class ChannelNormalization(keras.layers.Layer):
                 self.gamma_constraint),
         }
         return {**super().get_config(), **config}
+
+
+def masked_mean(x, axes, weights):
+    """Mean of `x` over `axes`, counting only entries of weight 1.
+
+    `weights=None` is the plain mean. A sample whose entries are all masked
+    gets a zero mean (no division by zero).
+    """
+    if weights is None:
+        return ops.mean(x, axis=axes, keepdims=True)
+    count = ops.sum(weights, axis=axes, keepdims=True)
+    total = ops.sum(x * weights, axis=axes, keepdims=True)
+    return total / ops.maximum(count, 1.0)

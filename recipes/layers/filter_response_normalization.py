@@ -12,6 +12,7 @@ from recipes.layers._channel_norm import (
     ChannelNormalization,
     channel_layout,
     check_axis,
+    masked_mean,
 )
 
 
@@ -31,6 +32,10 @@ class FilterResponseNormalization(ChannelNormalization):
     `epsilon` learnable (`learned_epsilon=True`): the effective value is
     `epsilon + |epsilon_learned|`, with `epsilon_learned` starting at
     `1e-4`.
+
+    With a mask (e.g. after `Masking`), `nu2` is the mean over the unmasked
+    steps only, so padding does not change the outputs of the real steps;
+    the mask is passed on.
 
     FRN is meant to be followed by `TLU` (`max(y, tau)`), which replaces
     ReLU: without the mean subtraction a plain ReLU can output zeros for a
@@ -87,10 +92,9 @@ class FilterResponseNormalization(ChannelNormalization):
                 initializer=keras.initializers.Constant(1e-4),
             )
 
-    def normalize(self, inputs, reduction_axes):
+    def normalize(self, inputs, reduction_axes, weights=None):
         if reduction_axes:
-            nu2 = ops.mean(ops.square(inputs), axis=reduction_axes,
-                           keepdims=True)
+            nu2 = masked_mean(ops.square(inputs), reduction_axes, weights)
         else:
             nu2 = ops.square(inputs)
         epsilon = self.epsilon

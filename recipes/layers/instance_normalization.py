@@ -3,7 +3,7 @@
 from keras import ops
 
 from callbacks._api import register
-from recipes.layers._channel_norm import ChannelNormalization
+from recipes.layers._channel_norm import ChannelNormalization, masked_mean
 
 
 @register
@@ -27,6 +27,10 @@ class InstanceNormalization(ChannelNormalization):
     each "instance" would be a single value, so `GroupNormalization(
     groups=-1)` silently outputs `beta` for every sample, whereas this layer
     raises an error.
+
+    With a mask (e.g. after `Masking` or `Embedding(mask_zero=True)`), the
+    mean and variance are taken over the unmasked steps only, so padding
+    does not change the outputs of the real steps; the mask is passed on.
 
     Statistics are computed in float32, so the layer is safe under the
     `mixed_bfloat16` and `mixed_float16` policies.
@@ -70,6 +74,8 @@ class InstanceNormalization(ChannelNormalization):
     min_rank = 3
     rank_hint = " (batch, spatial..., channels): it needs a spatial axis"
 
-    def normalize(self, inputs, reduction_axes):
-        mean, variance = ops.moments(inputs, reduction_axes, keepdims=True)
+    def normalize(self, inputs, reduction_axes, weights=None):
+        mean = masked_mean(inputs, reduction_axes, weights)
+        variance = masked_mean(ops.square(inputs - mean), reduction_axes,
+                               weights)
         return (inputs - mean) * ops.rsqrt(variance + self.epsilon)

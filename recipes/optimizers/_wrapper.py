@@ -1,9 +1,10 @@
 """Base class of optimizers that wrap another Keras optimizer.
 
 A wrapper owns an inner optimizer and delegates the learning rate, the step
-counter and the update to it; its own variables and the inner optimizer's
-are saved together, so a model compiled with a wrapper reloads from `.keras`
-with the wrapper's state and the inner slots.
+counter, weight decay (and its exclusions), EMA and the update to it; its own
+variables and the inner optimizer's are saved together, so a model compiled
+with a wrapper reloads from `.keras` with the wrapper's state and the inner
+slots.
 """
 
 import keras
@@ -13,6 +14,14 @@ from recipes.optimizers._common import BASE_KWARGS
 
 class WrapperOptimizer(keras.optimizers.Optimizer):
     """Delegating base: subclasses transform the inner optimizer's `apply`.
+
+    The wrapped optimizer applies weight decay, clipping, EMA and gradient
+    accumulation, so the wrapper reports the wrapped optimizer's
+    `weight_decay` and `use_ema` (read-only) and forwards
+    `exclude_from_weight_decay` to it, through any number of nested
+    wrappers. Like Keras's optimizers, the exclusions are not part of the
+    saved configuration: call `exclude_from_weight_decay` again on the
+    optimizer of a reloaded model.
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -40,11 +49,72 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         self.inner_optimizer = optimizer
 
+    # While the base class builds the wrapper, `use_ema` must read False:
+    # the EMA lives in the wrapped optimizer, not in a second copy here.
+    _building_wrapper = False
+
     def build(self, var_list):
         if self.built:
             return
         self.inner_optimizer.build(var_list)
-        super().build(var_list)
+        self._building_wrapper = True
+        try:
+            super().build(var_list)
+        finally:
+            self._building_wrapper = False
+
+    @property
+    def weight_decay(self):
+        """The wrapped optimizer's weight decay (read-only)."""
+        return self.inner_optimizer.weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, weight_decay):
+        # The base constructor stores `None` here; anything else belongs
+        # to the wrapped optimizer.
+        if weight_decay is not None:
+            raise ValueError(
+                f"{type(self).__name__}.weight_decay is the wrapped "
+                "optimizer's: set it there. "
+                f"Received: weight_decay={weight_decay!r}"
+            )
+
+    @property
+    def use_ema(self):
+        """Whether the wrapped optimizer keeps an EMA (read-only)."""
+        if self._building_wrapper:
+            return False
+        return self.inner_optimizer.use_ema
+
+    @use_ema.setter
+    def use_ema(self, use_ema):
+        if use_ema:
+            raise ValueError(
+                f"{type(self).__name__}.use_ema is the wrapped optimizer's: "
+                f"set it there. Received: use_ema={use_ema!r}"
+            )
+
+    @property
+    def _model_variables_moving_average(self):
+        # `keras.callbacks.SwapEMAWeights` swaps the weights with this list
+        # of the optimizer it is given (the wrapper); the averages are the
+        # wrapped optimizer's. Raises AttributeError without EMA, as Keras.
+        return self.inner_optimizer._model_variables_moving_average
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Excludes variables from the wrapped optimizer's weight decay.
+
+        Forwarded to the innermost optimizer, which applies the decay.
+
+        Args:
+            var_list: A list of variables to exclude. Defaults to `None`.
+            var_names: A list of strings; a variable whose name contains
+                one of them is excluded (e.g. `["bias"]`).
+                Defaults to `None`.
+        """
+        self.inner_optimizer.exclude_from_weight_decay(
+            var_list=var_list, var_names=var_names
+        )
 
     @property
     def variables(self):
@@ -95,3 +165,10 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
             config["optimizer"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def innermost_optimizer(optimizer):
+    """The optimizer at the bottom of a chain of `WrapperOptimizer`s."""
+    while isinstance(optimizer, WrapperOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer

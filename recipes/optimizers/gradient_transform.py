@@ -4,7 +4,7 @@ from keras import ops
 
 from callbacks._api import register
 from callbacks._validation import check_number
-from recipes.optimizers._wrapper import WrapperOptimizer
+from recipes.optimizers._wrapper import WrapperOptimizer, innermost_optimizer
 
 
 def _fan_in_axes(variable):
@@ -81,7 +81,10 @@ class GradientTransform(WrapperOptimizer):
     and update. Under a `tf.distribute` strategy the transform runs on each
     replica's gradient before the all-reduce (as Keras's `clipnorm` does);
     centralization is linear so it is unaffected, adaptive clipping then
-    acts on per-replica gradients.
+    acts on per-replica gradients. For the same reason adaptive clipping
+    refuses a wrapped optimizer with `gradient_accumulation_steps`: it would
+    clip each micro-batch gradient, not the accumulated one that is applied
+    (use Keras's `clipnorm` there, which clips the accumulated gradient).
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -94,7 +97,8 @@ class GradientTransform(WrapperOptimizer):
 
     Raises:
         TypeError: If `optimizer` is not a Keras optimizer.
-        ValueError: If an argument is out of range.
+        ValueError: If an argument is out of range, or `agc_clip_factor`
+            is set and the wrapped optimizer accumulates gradients.
 
     Example:
 
@@ -122,6 +126,16 @@ class GradientTransform(WrapperOptimizer):
         agc_eps = float(
             check_number("agc_eps", agc_eps, low=0.0, low_inclusive=False)
         )
+        accumulation = getattr(innermost_optimizer(optimizer),
+                               "gradient_accumulation_steps", None)
+        if agc_clip_factor is not None and accumulation:
+            raise ValueError(
+                "Argument `agc_clip_factor` cannot be combined with a wrapped "
+                "optimizer that accumulates gradients: the clipping would act "
+                "on each micro-batch gradient, not on the accumulated one. "
+                f"Received: agc_clip_factor={agc_clip_factor!r} with "
+                f"gradient_accumulation_steps={accumulation!r}"
+            )
         super().__init__(optimizer, name=name, **kwargs)
         self.agc_clip_factor = agc_clip_factor
         self.agc_eps = agc_eps

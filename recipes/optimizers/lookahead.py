@@ -26,8 +26,13 @@ class Lookahead(WrapperOptimizer):
     weights when the optimizer is built, and are saved and restored with the
     model together with the wrapped optimizer's slots. Learning rate, step
     counter, clipping, weight decay, EMA and gradient accumulation are the
-    wrapped optimizer's (the sync counts its real updates). Works inside
-    `model.fit` under `tf.distribute` strategies.
+    wrapped optimizer's (the sync counts its real updates and happens on the
+    call that makes one). A variable's `constraint` (e.g.
+    `keras.constraints.NonNeg()` or a pruning mask) is applied again to the
+    synced weights, which the slow weights take too, so the weights satisfy
+    it after every step as with any Keras optimizer; on a sync step the
+    constraint thus runs twice (after the fast step and after the sync).
+    Works inside `model.fit` under `tf.distribute` strategies.
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -81,27 +86,40 @@ class Lookahead(WrapperOptimizer):
 
     def apply(self, grads, trainable_variables=None):
         variables = self._build_for(trainable_variables)
+        # Read before the update: with gradient accumulation the counter only
+        # moves on the call that makes a real update, the one to sync after.
+        before = ops.copy(self.inner_optimizer.iterations)
         self.inner_optimizer.apply(grads, trainable_variables)
+        after = ops.copy(self.inner_optimizer.iterations)
+        due = ops.logical_and(ops.not_equal(after, before),
+                              ops.equal(ops.mod(after, self.sync_period), 0))
         context = tf.distribute.get_replica_context()
         if context is None:
-            self._sync(tf.distribute.get_strategy(), variables)
+            self._sync(tf.distribute.get_strategy(), variables, due)
         else:
-            context.merge_call(self._sync, args=(variables,))
+            context.merge_call(self._sync, args=(variables, due))
 
-    def _sync(self, distribution, variables):
+    def _sync(self, distribution, variables, due):
         for variable in variables:
             slow = self._slow_weights[self._get_variable_index(variable)]
             distribution.extended.update(
-                variable.value, self._sync_one, args=(slow.value,),
+                variable.value, self._sync_one, args=(slow.value, due),
                 group=False,
             )
+        # The sync overwrote the weights the wrapped optimizer had just
+        # constrained: constrain them again, as Keras does after an update,
+        # once every weight is synced (a constraint may read the others).
+        for variable in variables:
+            if variable.constraint is None:
+                continue
+            slow = self._slow_weights[self._get_variable_index(variable)]
+            distribution.extended.update(
+                variable.value, self._constrain_one,
+                args=(slow.value, due, variable.constraint), group=False,
+            )
 
-    def _sync_one(self, fast, slow):
-        # Runs once per device copy; the step counter is read there too.
-        due = ops.equal(
-            ops.mod(self.inner_optimizer.iterations, self.sync_period), 0
-        )
-
+    def _sync_one(self, fast, slow, due):
+        # Runs once per device copy.
         def sync():
             new_slow = slow + self.slow_step_size * (fast - slow)
             slow.assign(new_slow)
@@ -109,6 +127,18 @@ class Lookahead(WrapperOptimizer):
             return 0
 
         ops.cond(due, sync, lambda: 0)
+
+    def _constrain_one(self, fast, slow, due, constraint):
+        # Both copies take the constrained value, so the fast weights still
+        # restart from the slow ones.
+        def constrain():
+            value = ops.cast(constraint(ops.convert_to_tensor(fast)),
+                             fast.dtype)
+            fast.assign(value)
+            slow.assign(value)
+            return 0
+
+        ops.cond(due, constrain, lambda: 0)
 
     def get_config(self):
         config = super().get_config()

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import keras
 
+from callbacks._validation import check_number
+from recipes.optimizers._common import check_beta, check_learning_rate
 from recipes.optimizers.adabelief import AdaBelief
 from recipes.optimizers.gradient_transform import GradientTransform
 from recipes.optimizers.lars import LARS
@@ -128,7 +130,11 @@ def get(name, learning_rate=None, agc_clip_factor=None,
 
     Raises:
         ValueError: If the name is unknown (close matches are listed) or an
-            argument is invalid.
+            argument is out of range: `learning_rate` must be > 0 (or a
+            schedule), `beta_1`, `beta_2` and `momentum` in `[0, 1)`,
+            `epsilon` and `weight_decay` >= 0.
+        TypeError: If `learning_rate` or one of those arguments is not a
+            number.
 
     Example:
 
@@ -139,8 +145,8 @@ def get(name, learning_rate=None, agc_clip_factor=None,
     info = get_info(name)
     if learning_rate is None:
         learning_rate = info.default_learning_rate
-    elif not callable(learning_rate):
-        learning_rate = float(learning_rate)
+    learning_rate = check_learning_rate(learning_rate)
+    _check_kwargs(kwargs)
     optimizer = info.factory(learning_rate, **kwargs)
     if agc_clip_factor is not None or gradient_centralization:
         optimizer = GradientTransform(
@@ -149,6 +155,17 @@ def get(name, learning_rate=None, agc_clip_factor=None,
             gradient_centralization=gradient_centralization,
         )
     return optimizer
+
+
+def _check_kwargs(kwargs):
+    # Keras's own optimizers accept these out of range (a negative rate or
+    # `beta_1=2` trains backwards or diverges), so every entry checks them.
+    for key in ("beta_1", "beta_2", "momentum"):
+        if key in kwargs:
+            check_beta(key, kwargs[key])
+    for key in ("epsilon", "weight_decay"):
+        if kwargs.get(key) is not None:
+            check_number(key, kwargs[key], low=0.0)
 
 
 def _keras(cls, **fixed):

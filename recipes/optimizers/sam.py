@@ -47,7 +47,7 @@ class SAM(keras.Model):
 
     Raises:
         TypeError: If `model` is not a Keras model.
-        ValueError: If `rho` is not > 0.
+        ValueError: If `rho` is not > 0 or `adaptive` is not a bool.
 
     Example:
 
@@ -71,12 +71,17 @@ class SAM(keras.Model):
                 "Argument `model` must be a `keras.Model`. "
                 f"Received: model={model!r}"
             )
+        if not isinstance(adaptive, bool):
+            raise ValueError(
+                "Argument `adaptive` must be a bool. "
+                f"Received: adaptive={adaptive!r}"
+            )
         rho = float(check_number("rho", rho, low=0.0, low_inclusive=False))
         epsilon = float(check_number("epsilon", epsilon, low=0.0))
         super().__init__(**kwargs)
         self.model = model
         self.rho = rho
-        self.adaptive = bool(adaptive)
+        self.adaptive = adaptive
         self.epsilon = epsilon
         compile_config = model.get_compile_config() if model.compiled else None
         if compile_config:

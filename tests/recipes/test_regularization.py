@@ -216,3 +216,96 @@ def test_existing_constraint_is_not_silently_replaced():
         add_weight_decay(model, 0.1)
     # Nothing was changed.
     assert model.layers[0].kernel.constraint is None
+
+
+class _Block(keras.layers.Layer):
+    """A custom layer whose Dense is created from the block's arguments."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fc = keras.layers.Dense(8, name="fc")
+
+    def call(self, x):
+        return self.fc(x)
+
+
+def _attention_model():
+    inputs = keras.Input((4, 8))
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4,
+                                        name="mha")(inputs, inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(x))
+
+
+def _block_model():
+    inputs = keras.Input((8,))
+    x = _Block(name="block")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(x))
+
+
+@pytest.mark.parametrize("make, missed", [
+    (_attention_model, ["mha/query/kernel", "mha/key/kernel",
+                        "mha/value/kernel", "mha/attention_output/kernel"]),
+    (_block_model, ["block/fc/kernel"]),
+])
+def test_kernels_inside_other_layers_are_refused_not_skipped(make, missed):
+    for apply in (lambda m: add_weight_decay(m, 1e-3),
+                  lambda m: regularize_kernels(m, "l2")):
+        model = make()
+        with pytest.raises(ValueError) as info:
+            apply(model)
+        for path in missed:
+            assert repr(path) in str(info.value)
+        # Nothing was changed, the head included.
+        assert all(v.constraint is None and v.regularizer is None
+                   for v in model.weights)
+        assert not model.losses
+
+
+def test_decay_kernels_only_keeps_kernels_inside_other_layers():
+    # MultiHeadAttention's kernels are kernels: they keep AdamW's decay,
+    # everything else is excluded (zero gradients: decay alone moves).
+    model = _attention_model()
+    optimizer = keras.optimizers.AdamW(0.1, weight_decay=0.5)
+    excluded = decay_kernels_only(optimizer, model)
+    assert excluded and all(p.endswith("bias") for p in excluded)
+    before = [v.numpy() for v in model.trainable_variables]
+    optimizer.apply([keras.ops.zeros_like(v)
+                     for v in model.trainable_variables],
+                    model.trainable_variables)
+    for v, w in zip(model.trainable_variables, before, strict=True):
+        factor = 1.0 if v.path in excluded else 1 - 0.1 * 0.5
+        np.testing.assert_allclose(v.numpy(), w * factor, rtol=1e-6,
+                                   err_msg=v.path)
+
+
+def test_decay_kernels_only_with_a_wrapper_optimizer():
+    # Ranger nests RAdam two levels deep; the wrapper reports RAdam's decay
+    # and forwards the exclusion (zero gradients: decay alone moves).
+    from recipes.optimizers import get
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        2, bias_initializer="ones", name="fc")], name="net")
+    optimizer = get("ranger", learning_rate=0.1, weight_decay=0.5)
+    assert decay_kernels_only(optimizer, model) == ["net/fc/bias"]
+    kernel = model.layers[0].kernel.numpy()
+    optimizer.apply([keras.ops.zeros_like(v)
+                     for v in model.trainable_variables],
+                    model.trainable_variables)
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(),
+                               kernel * (1 - 0.1 * 0.5), rtol=1e-6)
+    np.testing.assert_allclose(model.layers[0].bias.numpy(), np.ones(2))
+
+
+def test_weight_decay_rate_is_per_apply_call_under_accumulation():
+    # As documented: Keras applies constraints on every micro-batch call,
+    # so one real update over 4 micro-batches decays by (1 - rate) ** 4.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="ones")])
+    add_weight_decay(model, 0.1)
+    optimizer = keras.optimizers.SGD(0.1, gradient_accumulation_steps=4)
+    for _ in range(4):
+        optimizer.apply([keras.ops.zeros((2, 1))], model.trainable_variables)
+    assert int(optimizer.iterations) == 1
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(),
+                               np.full((2, 1), 0.9 ** 4), rtol=1e-6)
+    assert "per micro-batch" in WeightDecay.__doc__

@@ -63,3 +63,23 @@ def test_bad_axis_for_input():
     for cls in [FilterResponseNormalization, TLU]:
         with pytest.raises(ValueError, match="axis=0"):
             cls(axis=0).build((None, 4))
+
+
+def test_masked_steps_do_not_change_the_real_steps():
+    import keras
+
+    rng = np.random.default_rng(2)
+    seq = (rng.normal(size=(2, 5, 3)) * 2 + 1).astype("float32")
+    padded = np.concatenate([seq, np.zeros((2, 4, 3), "float32")], axis=1)
+    inputs = keras.Input((None, 3))
+    layer = FilterResponseNormalization(epsilon=1e-6)
+    outputs = layer(keras.layers.Masking(0.0)(inputs))
+    model = keras.Model(inputs, outputs)
+    gamma = rng.normal(size=3).astype("float32")
+    beta = rng.normal(size=3).astype("float32")
+    layer.set_weights([gamma, beta])
+    expected = numpy_frn(seq.astype("float64"), gamma, beta, 1e-6)
+    np.testing.assert_allclose(model.predict(padded, verbose=0)[:, :5],
+                               expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict(seq, verbose=0), expected,
+                               rtol=1e-5, atol=1e-5)

@@ -82,3 +82,24 @@ def test_bad_axis_for_input():
 def test_undefined_channels():
     with pytest.raises(ValueError, match="defined size"):
         InstanceNormalization().build((None, 4, None))
+
+
+def test_masked_steps_do_not_change_the_real_steps():
+    # 5 real steps then 4 zero-padded, masked by `Masking`: the statistics
+    # are those of the real steps (NumPy reference on the unpadded input).
+    rng = np.random.default_rng(2)
+    seq = (rng.normal(size=(2, 5, 3)) * 2 + 1).astype("float32")
+    padded = np.concatenate([seq, np.zeros((2, 4, 3), "float32")], axis=1)
+    inputs = keras.Input((None, 3))
+    layer = InstanceNormalization(epsilon=1e-3)
+    outputs = layer(keras.layers.Masking(0.0)(inputs))
+    model = keras.Model(inputs, outputs)
+    gamma = rng.normal(size=3).astype("float32")
+    beta = rng.normal(size=3).astype("float32")
+    layer.set_weights([gamma, beta])
+    expected = numpy_instance_norm(seq.astype("float64"), gamma, beta, 1e-3,
+                                   2)
+    np.testing.assert_allclose(model.predict(padded, verbose=0)[:, :5],
+                               expected, atol=1e-5)
+    np.testing.assert_allclose(model.predict(seq, verbose=0), expected,
+                               atol=1e-5)

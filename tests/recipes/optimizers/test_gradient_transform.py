@@ -83,3 +83,31 @@ def test_invalid_arguments():
         GradientTransform(keras.optimizers.SGD(), agc_clip_factor=0)
     with pytest.raises(ValueError, match="agc_eps=-1"):
         GradientTransform(keras.optimizers.SGD(), agc_eps=-1)
+
+
+def test_adaptive_clipping_refuses_gradient_accumulation():
+    # It would clip each micro-batch gradient: g and -0.9 g, each clipped
+    # to the same norm, cancel although their mean is a real update.
+    accumulating = keras.optimizers.SGD(1.0, gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="agc_clip_factor=0.1"):
+        GradientTransform(accumulating, agc_clip_factor=0.1)
+    from recipes.optimizers import Lookahead
+
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        GradientTransform(Lookahead(accumulating), agc_clip_factor=0.1)
+
+
+def test_centralization_with_gradient_accumulation_matches_numpy():
+    # Centralization is linear: per micro-batch or on the mean, the same.
+    params, grads = _problem(1.0)
+    second = [-0.5 * g for g in grads]
+    opt = GradientTransform(
+        keras.optimizers.SGD(0.1, gradient_accumulation_steps=2),
+        gradient_centralization=True)
+    variables = [keras.Variable(w) for w in params]
+    opt.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+    opt.apply([keras.ops.convert_to_tensor(g) for g in second], variables)
+    for v, w, g1, g2 in zip(variables, params, grads, second, strict=True):
+        g = centralize_reference((g1 + g2) / 2)
+        np.testing.assert_allclose(v.numpy(), w - 0.1 * g, rtol=1e-6,
+                                   atol=1e-6)

@@ -91,3 +91,71 @@ def test_invalid_arguments():
 def test_rejects_non_optimizer():
     with pytest.raises(TypeError, match="optimizer='adam'"):
         Lookahead("adam")
+
+
+def test_constraint_holds_after_a_sync_step():
+    # NonNeg after every update, the sync included: phi and theta both take
+    # max(phi + alpha * (theta - phi), 0). Without it the sync brings back
+    # the negative entries of theta_0 that the slow weights remember.
+    w0, grads = fixed_problem(steps=6)
+    lr, k, alpha = 0.1, 3, 0.5
+    fast = w0.astype(np.float64)
+    slow = fast.copy()
+    expected = []
+    for t, g in enumerate(grads, start=1):
+        fast = np.maximum(fast - lr * g, 0.0)
+        if t % k == 0:
+            slow = np.maximum(slow + alpha * (fast - slow), 0.0)
+            fast = slow.copy()
+        expected.append(fast.copy())
+    variable = keras.Variable(w0)
+    variable.constraint = keras.constraints.NonNeg()
+    opt = Lookahead(keras.optimizers.SGD(lr), sync_period=k,
+                    slow_step_size=alpha)
+    trajectory = []
+    for g in grads:
+        opt.apply([keras.ops.convert_to_tensor(g)], [variable])
+        trajectory.append(np.array(variable.numpy()))
+    assert (w0 < 0).any()
+    assert_trajectory(trajectory, expected)
+
+
+def _ema_reference(w0, grads, lr, momentum):
+    w, average, out = w0.astype(np.float64), None, []
+    for g in grads:
+        w = w - lr * g
+        average = w.copy() if average is None else (
+            momentum * average + (1 - momentum) * w)
+        out.append(average)
+    return w, out[-1]
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_swap_ema_weights_reaches_the_innermost_optimizer(mixed):
+    # Two wrapper levels, as in Ranger; under mixed precision Keras adds a
+    # LossScaleOptimizer on top. No sync within 3 steps (k=5).
+    from recipes.optimizers import GradientTransform
+
+    inner = keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5)
+    opt = GradientTransform(Lookahead(inner), gradient_centralization=True)
+    assert opt.use_ema
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    compiled = keras.optimizers.LossScaleOptimizer(opt) if mixed else opt
+    model.compile(compiled, "mse")
+    w0 = model.trainable_variables[0].numpy()
+    grads = [np.array([[s], [2 * s], [-s]], "float32")
+             for s in (1.0, -2.0, 0.5)]
+    for g in grads:
+        opt.apply([keras.ops.convert_to_tensor(g)], model.trainable_variables)
+    # Centralization subtracts the mean over the fan-in axis.
+    centred = [g - g.mean(axis=0, keepdims=True) for g in grads]
+    raw, average = _ema_reference(w0, centred, 0.1, 0.5)
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(model)
+    swap.on_test_begin()
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), average,
+                               rtol=1e-6, atol=1e-6)
+    swap.on_test_end()
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), raw,
+                               rtol=1e-6, atol=1e-6)

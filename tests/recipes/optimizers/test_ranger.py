@@ -76,3 +76,30 @@ def test_base_kwargs_reach_radam():
     config = opt.get_config()
     assert config["weight_decay"] == 1e-4
     assert Ranger.from_config(config).get_config() == config
+
+
+def test_reports_and_swaps_the_ema_of_its_radam():
+    # Ranger nests RAdam two levels deep (Lookahead over GradientTransform);
+    # SwapEMAWeights must find RAdam's averages through both.
+    assert not Ranger().use_ema
+    opt = Ranger(1e-2, use_ema=True)
+    assert opt.use_ema
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(keras.optimizers.LossScaleOptimizer(opt), "mse")
+    w0, grads = fixed_problem(shape=(4, 1), steps=3)
+    model.trainable_variables[0].assign(w0)
+    for g in grads:
+        opt.apply([keras.ops.convert_to_tensor(g)], model.trainable_variables)
+    raw = model.trainable_variables[0].numpy()
+    average = opt.radam._model_variables_moving_average[0].numpy()
+    assert not np.allclose(raw, average)
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(model)
+    swap.on_test_begin()
+    # The swap adds and subtracts: float32 rounding.
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), average,
+                               rtol=1e-6, atol=1e-6)
+    swap.on_test_end()
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), raw,
+                               rtol=1e-6, atol=1e-6)

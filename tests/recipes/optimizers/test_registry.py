@@ -108,3 +108,73 @@ def test_save_load_resume_gives_the_same_next_steps(name, tmp_path):
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6,
                                    atol=1e-6)
+
+
+# LARS's `weight_decay` is its own coupled decay, not Keras's.
+DECOUPLED = [n for n in NAMES if n != "lars"]
+
+
+@pytest.mark.parametrize("name", DECOUPLED)
+def test_weight_decay_exclusions_reach_the_optimizer_that_decays(name):
+    # Zero gradients: only decoupled decay moves a weight,
+    # w <- w * (1 - lr * wd), and the excluded bias must not move.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        2, kernel_initializer="ones", bias_initializer="ones")])
+    opt = ro.get(name, learning_rate=0.1, weight_decay=0.5)
+    assert opt.weight_decay == 0.5
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    opt.apply([keras.ops.zeros_like(v) for v in model.trainable_variables],
+              model.trainable_variables)
+    kernel, bias = (v.numpy() for v in model.trainable_variables)
+    np.testing.assert_allclose(kernel, np.full((4, 2), 1 - 0.1 * 0.5),
+                               rtol=1e-6)
+    np.testing.assert_allclose(bias, np.ones(2))
+
+
+@pytest.mark.parametrize("name", ["adamw", "ranger", "lookahead_adam"])
+def test_exclusions_after_reload_work_as_for_adamw(name, tmp_path):
+    # Keras does not save the exclusions (AdamW included); on a reloaded
+    # model they are set again on the optimizer and reach the inner one.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        2, kernel_initializer="ones", bias_initializer="ones")])
+    model.compile(ro.get(name, learning_rate=0.1, weight_decay=0.5), "mse")
+    model.fit(np.zeros((4, 4)), np.ones((4, 2)), verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.optimizer.weight_decay == 0.5
+    loaded.optimizer.exclude_from_weight_decay(var_names=["bias"])
+    kernel, bias = (v.numpy() for v in loaded.trainable_variables)
+    loaded.optimizer.apply(
+        [keras.ops.zeros_like(v) for v in loaded.trainable_variables])
+    np.testing.assert_allclose(loaded.trainable_variables[0].numpy(),
+                               kernel * (1 - 0.1 * 0.5), rtol=1e-6)
+    np.testing.assert_allclose(loaded.trainable_variables[1].numpy(), bias)
+
+
+@pytest.mark.parametrize("name, kwargs, error, text", [
+    ("adam", {"learning_rate": -1.0}, ValueError, "learning_rate=-1.0"),
+    ("lookahead_adam", {"learning_rate": -1.0}, ValueError,
+     "learning_rate=-1.0"),
+    ("adam", {"learning_rate": float("nan")}, ValueError, "learning_rate=nan"),
+    ("adam", {"learning_rate": "fast"}, TypeError, "learning_rate='fast'"),
+    ("lookahead_adam", {"beta_1": 2.0}, ValueError, "beta_1=2.0"),
+    ("adam", {"beta_2": 1.0}, ValueError, "beta_2=1.0"),
+    ("momentum", {"momentum": 1.5}, ValueError, "momentum=1.5"),
+    ("lookahead_sgd", {"momentum": -0.1}, ValueError, "momentum=-0.1"),
+    ("adam", {"epsilon": -1.0}, ValueError, "epsilon=-1.0"),
+    ("adamw", {"weight_decay": -0.1}, ValueError, "weight_decay=-0.1"),
+])
+def test_get_validates_arguments_of_every_entry(name, kwargs, error, text):
+    with pytest.raises(error, match=text.replace("(", r"\(")):
+        ro.get(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["adam", "lookahead_adam"])
+def test_get_accepts_a_schedule(name):
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    opt = ro.get(name, learning_rate=schedule)
+    variable = keras.Variable([1.0])
+    opt.apply([keras.ops.ones((1,))], [variable])
+    # Adam's first step is lr * sign(g) (up to epsilon).
+    np.testing.assert_allclose(variable.numpy(), [1.0 - 1e-3], rtol=1e-5)

@@ -94,3 +94,12 @@ def test_invalid_arguments():
     inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="rho=0"):
         SAM(inner, rho=0)
+
+
+@pytest.mark.parametrize("adaptive", ["no", 1, None])
+def test_adaptive_must_be_a_bool(adaptive):
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=(
+            "Argument `adaptive` must be a bool. "
+            f"Received: adaptive={adaptive!r}")):
+        SAM(inner, adaptive=adaptive)
