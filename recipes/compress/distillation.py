@@ -14,6 +14,11 @@ import numpy as np
 
 from callbacks._validation import check_number
 from callbacks.schedules import WarmupCosineDecay
+from recipes.compress._checks import (
+    check_labelled_data,
+    model_input_shape,
+    model_num_classes,
+)
 
 
 @dataclasses.dataclass
@@ -45,19 +50,29 @@ def _output_shape(model, name):
     return tuple(outputs[0].shape)
 
 
+def _final_softmax(model):
+    """The layer that ends `model` with a softmax, or `None`.
+
+    Looks at the last layer, and into it when it is itself a model.
+    """
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    last = layers[-1]
+    if isinstance(last, keras.layers.Softmax) or (
+            getattr(last, "activation", None) is keras.activations.softmax):
+        return last
+    return _final_softmax(last)
+
+
 def _check_logits(model, name):
-    last = model.layers[-1] if model.layers else None
-    if getattr(last, "activation", None) is keras.activations.softmax:
+    last = _final_softmax(model)
+    if last is not None:
         raise ValueError(
             f"Argument `{name}` must output logits (its last layer "
             f"{last.name!r} applies a softmax): temperature scaling needs "
             f"logits. Received: {name}={model.name!r}"
         )
-
-
-def _num_examples(data):
-    x = data[0]
-    return int(len(x))
 
 
 def _accuracy(model, x, y, batch_size):
@@ -136,9 +151,9 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
         teacher: A trained classifier that outputs logits.
         student: A classifier with the same input and output shapes, also
             outputting logits.
-        data: `(x, y)` arrays with integer labels.
-        validation_data: `(x, y)` to report accuracies and agreement.
-            Defaults to `None`.
+        data: `(x, y)` arrays with 1-D integer labels.
+        validation_data: `(x, y)` with 1-D integer labels, to report
+            accuracies and agreement. Defaults to `None`.
         temperature: Softmax temperature `T > 0`. Defaults to `4.0`.
         alpha: Weight of the hard-label loss, in `[0, 1]`. Defaults to
             `0.1`.
@@ -157,8 +172,13 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
 
     Raises:
         ValueError: If an argument is out of range, a model outputs
-            probabilities instead of logits, or the teacher's and the
-            student's output shapes differ.
+            probabilities instead of logits (a final softmax activation or
+            `Softmax` layer, also inside a nested model), `teacher` is
+            `student`, the teacher's and the student's output shapes
+            differ, or `data` or `validation_data` is not `(x, y)` with
+            inputs the teacher takes and as many 1-D integer labels in
+            `[0, num_classes)`. All of this is checked before training
+            starts.
 
     Example:
 
@@ -178,8 +198,10 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531):
           Distilling the knowledge in a neural network.
     """
-    check_number("temperature", temperature, low=0.0, low_inclusive=False)
-    check_number("alpha", alpha, low=0.0, high=1.0)
+    # float(): Keras's Distiller rejects NumPy scalars such as np.float32.
+    temperature = float(check_number("temperature", temperature, low=0.0,
+                                     low_inclusive=False))
+    alpha = float(check_number("alpha", alpha, low=0.0, high=1.0))
     epochs = check_number("epochs", epochs, low=1, integer=True)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
     if not isinstance(learning_rate,
@@ -188,10 +210,11 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
                      low_inclusive=False)
     check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0,
                  high_inclusive=False)
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
+    if teacher is student:
         raise ValueError(
-            "Argument `data` must be a tuple `(x, y)`. "
-            f"Received: data of type {type(data).__name__}"
+            "Arguments `teacher` and `student` must be different models "
+            "(the teacher is frozen, so the student would not train). "
+            f"Received: the same model {teacher.name!r} twice"
         )
     teacher_shape = _output_shape(teacher, "teacher")
     student_shape = _output_shape(student, "student")
@@ -203,11 +226,18 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
         )
     _check_logits(teacher, "teacher")
     _check_logits(student, "student")
+    input_shape = model_input_shape(teacher, "teacher")
+    num_classes = model_num_classes(teacher)
+    x, y = check_labelled_data("data", data, input_shape, num_classes)
+    if validation_data is not None:
+        x_val, y_val = check_labelled_data(
+            "validation_data", validation_data, input_shape, num_classes
+        )
 
     schedule = learning_rate
     if not isinstance(schedule,
                       keras.optimizers.schedules.LearningRateSchedule):
-        total_steps = epochs * math.ceil(_num_examples(data) / batch_size)
+        total_steps = epochs * math.ceil(len(x) / batch_size)
         schedule = WarmupCosineDecay(
             learning_rate, total_steps,
             warmup_steps=int(warmup_fraction * total_steps),
@@ -217,7 +247,7 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
                                 keras.optimizers.Adam(schedule))
     try:
         history = distiller.fit(
-            data[0], data[1], batch_size=batch_size, epochs=epochs,
+            x, y, batch_size=batch_size, epochs=epochs,
             callbacks=callbacks, verbose=verbose,
         )
     finally:
@@ -228,7 +258,6 @@ def distill(teacher, student, data, validation_data=None, temperature=4.0,
         "teacher_params": teacher.count_params(),
     }
     if validation_data is not None:
-        x_val, y_val = validation_data
         student_pred, metrics["student_accuracy"] = _accuracy(
             student, x_val, y_val, batch_size
         )

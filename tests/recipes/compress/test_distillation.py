@@ -94,3 +94,86 @@ def test_distill_errors(trained_mlp, mnist_5k):
         recipes.distill(teacher, small_cnn(), data, alpha=1.5)
     with pytest.raises(ValueError, match="`data` must be a tuple"):
         recipes.distill(teacher, small_cnn(), x[:64])
+
+
+def _digits_model(*layers):
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             *layers])
+
+
+class _TrainingStarted(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise AssertionError("training started before the data was checked")
+
+
+@pytest.mark.parametrize("data_index, validation_index, match", [
+    (0, "x_only", "`validation_data` must be a tuple"),
+    (0, "one_hot", "`validation_data` must have 1-D integer labels"),
+    (0, "out_of_range", r"`validation_data` must have labels in \[0, 10\)"),
+    (0, "fractional", "`validation_data` must have integer labels"),
+    (0, "short", "`validation_data` must have as many labels"),
+    (0, "wrong_width", r"`validation_data` must hold inputs of shape "
+                       r"\(None, 8, 8, 1\)"),
+    ("out_of_range", None, r"`data` must have labels in \[0, 10\)"),
+    ("negative", None, r"`data` must have labels in \[0, 10\)"),
+    ("short", None, "`data` must have as many labels"),
+])
+def test_distill_checks_data_before_training(digits_8x8, data_index,
+                                             validation_index, match):
+    (x, y), _ = digits_8x8
+    x, y = x[:64], y[:64]
+    variants = {
+        0: (x, y), "x_only": x, "one_hot": (x, np.eye(10)[y]),
+        "out_of_range": (x, y + 10), "negative": (x, y - 1),
+        "fractional": (x, y + 0.5), "short": (x, y[:-1]),
+        "wrong_width": (x.reshape(64, 64), y),
+    }
+    teacher = _digits_model(keras.layers.Dense(10))
+    student = _digits_model(keras.layers.Dense(10))
+    before = student.get_weights()
+    with pytest.raises(ValueError, match=match):
+        recipes.distill(
+            teacher, student, variants[data_index],
+            validation_data=variants.get(validation_index), epochs=1,
+            callbacks=[_TrainingStarted()],
+        )
+    for want, got in zip(before, student.get_weights(), strict=True):
+        np.testing.assert_array_equal(want, got)
+
+
+def test_distill_refuses_any_final_softmax(digits_8x8):
+    (x, y), _ = digits_8x8
+    data = (x[:64], y[:64])
+    inner = keras.Sequential([keras.Input((64,)),
+                              keras.layers.Dense(10, activation="softmax")])
+    probability_models = {
+        "softmax_layer": _digits_model(keras.layers.Dense(10),
+                                       keras.layers.Softmax()),
+        "activation_layer": _digits_model(keras.layers.Dense(10),
+                                          keras.layers.Activation("softmax")),
+        "nested": _digits_model(inner),
+    }
+    for teacher in probability_models.values():
+        with pytest.raises(ValueError, match="`teacher` must output logits"):
+            recipes.distill(teacher, _digits_model(keras.layers.Dense(10)),
+                            data, epochs=1, callbacks=[_TrainingStarted()])
+    logits = _digits_model(keras.layers.Dense(10),
+                           keras.layers.Activation("linear"))
+    recipes.compress.distillation._check_logits(logits, "teacher")
+    with pytest.raises(ValueError, match="must be different models"):
+        recipes.distill(logits, logits, data, epochs=1)
+
+
+def test_distill_accepts_numpy_scalars(digits_8x8):
+    (x, y), _ = digits_8x8
+    data = (x[:64], y[:64])
+    teacher = _digits_model(keras.layers.Dense(10))
+    weights = {}
+    for kind, cast in [("python", float), ("numpy", np.float32)]:
+        keras.utils.set_random_seed(0)
+        student = _digits_model(keras.layers.Dense(10))
+        recipes.distill(teacher, student, data, temperature=cast(3.0),
+                        alpha=cast(0.25), epochs=1, batch_size=32)
+        weights[kind] = student.get_weights()
+    for want, got in zip(weights["python"], weights["numpy"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
