@@ -1,6 +1,7 @@
 """Learning-rate range test (LR finder)."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -28,9 +29,13 @@ class LRFinderResult:
         self.diverged = bool(diverged)
 
     def __repr__(self):
+        try:
+            suggestion = f"{self.suggestion():.3g}"
+        except ValueError:
+            # Too few finite losses: the object must still display.
+            suggestion = None
         return (f"LRFinderResult(steps={len(self.lrs)}, "
-                f"diverged={self.diverged}, "
-                f"suggestion={self.suggestion():.3g})")
+                f"diverged={self.diverged}, suggestion={suggestion})")
 
     def _usable(self):
         finite = np.isfinite(self.losses)
@@ -118,10 +123,22 @@ class LRFinder:
     grows exponentially from `start_learning_rate` to `end_learning_rate`
     (in-graph, through the same mechanism as `ScheduleLR`), records the
     loss of each batch, smooths it (bias-corrected exponential moving
-    average), and stops early once the smoothed loss exceeds
-    `divergence_threshold` times its minimum or becomes non-finite.
-    Afterwards the model's weights, the optimizer's state (slots, step
-    count, learning rate) and its metrics are exactly as before.
+    average), and stops early once the smoothed loss becomes non-finite or
+    rises above its minimum by more than `divergence_threshold - 1` times
+    the minimum's magnitude: for a positive loss, once it exceeds
+    `divergence_threshold` times its minimum; a negative loss (such as
+    `"cosine_similarity"`) diverges once it has climbed back by that
+    multiple of `|minimum|`. Afterwards the model's variables (weights,
+    non-trainable statistics, random seed state), the optimizer's state
+    (slots, step count, learning rate) and its metrics are exactly as
+    before.
+
+    Arrays (a NumPy array or tensor, or a dict / list / tuple of them,
+    with `y` likewise) are shuffled and batched by `find`, over as many
+    passes as `num_steps` needs. A dataset or iterable of batches is
+    iterated again when it runs out; a one-shot iterator (such as a
+    generator) that runs out first ends the sweep early with a warning,
+    and the result holds the steps made so far.
 
     Args:
         start_learning_rate: First learning rate. Defaults to `1e-7`.
@@ -129,7 +146,10 @@ class LRFinder:
         num_steps: Number of batches in the sweep. Defaults to `100`.
         smoothing: EMA factor of the loss, in [0, 1). Defaults to `0.98`.
         divergence_threshold: Stop when the smoothed loss exceeds this
-            multiple of the best one. Defaults to `4.0`.
+            multiple of the best one (for negative losses: rises above it
+            by `divergence_threshold - 1` times its magnitude). A loss
+            that hovers around 0 makes this ratio noisy; raise the
+            threshold for such losses. Defaults to `4.0`.
         verbose: Whether to show a progress bar. Defaults to `1`.
 
     Raises:
@@ -183,30 +203,39 @@ class LRFinder:
 
         Args:
             model: A compiled Keras model.
-            x: Inputs (NumPy array or dict of arrays), or a
-                `tf.data.Dataset` / iterable yielding `(x, y)` batches.
-            y: Targets when `x` is an array. Defaults to `None`.
-            batch_size: Batch size when `x` is an array. Defaults to `32`.
+            x: Inputs: a NumPy array or tensor, a dict / list / tuple of
+                them (for multi-input models), or a `tf.data.Dataset`,
+                `keras.utils.PyDataset` or other iterable yielding
+                `(x, y)` or `(x, y, sample_weight)` batches. A one-shot
+                iterator that runs out before `num_steps` batches ends the
+                sweep early (with a warning).
+            y: Targets when `x` holds arrays (same structure rules);
+                must be `None` for a dataset. Defaults to `None`.
+            batch_size: Batch size when `x` holds arrays. Defaults to `32`.
 
         Returns:
             An `LRFinderResult`.
 
         Raises:
-            ValueError: If the model is not compiled or the data is empty.
+            ValueError: If the model is not compiled, the data is empty,
+                `x` and `y` have different lengths, or `y` is given with a
+                dataset.
         """
+        _lr_control._check_model(self, model)
         batches = _batches(x, y, batch_size)
         first = next(batches, None)
         if first is None:
             raise ValueError("Argument `x` must contain at least one batch. "
                              "Received an empty dataset.")
-        _lr_control._check_model(self, model)
         if not model.built:
             model(first[0])
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        weights = model.get_weights()
-        state = [np.array(v.numpy()) for v in optimizer.variables]
+        # `model.variables`, unlike `get_weights()`, includes the state of
+        # the seed generators (dropout, noise), which training advances.
+        saved = [(v, np.array(v.numpy()))
+                 for v in [*model.variables, *optimizer.variables]]
 
         ratio = self.end_learning_rate / self.start_learning_rate
         sweep = keras.optimizers.schedules.ExponentialDecay(
@@ -216,16 +245,18 @@ class LRFinder:
         control.set_schedule(self, sweep)
         control.set_offset_to_current_step()
         lrs, losses, raw = [], [], []
-        avg, best, diverged = 0.0, math.inf, False
+        avg, best, diverged, exhausted = 0.0, math.inf, False, False
         progbar = keras.utils.Progbar(self.num_steps) if self.verbose else None
         try:
             batch = first
             for step in range(self.num_steps):
                 if batch is None:
                     batches = _batches(x, y, batch_size)
-                    batch = next(batches)
-                logs = model.train_on_batch(batch[0], batch[1],
-                                            return_dict=True)
+                    batch = next(batches, None)
+                    if batch is None:
+                        exhausted = True
+                        break
+                logs = model.train_on_batch(*batch, return_dict=True)
                 loss = float(logs["loss"])
                 avg = self.smoothing * avg + (1 - self.smoothing) * loss
                 smoothed = avg / (1 - self.smoothing ** (step + 1))
@@ -236,45 +267,98 @@ class LRFinder:
                     progbar.update(step + 1, [("loss", loss),
                                               ("lr", lrs[-1])])
                 if not math.isfinite(smoothed) or (
-                        step > 0
-                        and smoothed > self.divergence_threshold * best):
+                        step > 0 and self._diverged(smoothed, best)):
                     diverged = True
                     break
                 best = min(best, smoothed)
                 batch = next(batches, None)
         finally:
             _lr_control.detach(self, model)
-            model.set_weights(weights)
-            for variable, value in zip(optimizer.variables, state,
-                                       strict=True):
+            for variable, value in saved:
                 variable.assign(value)
             model.reset_metrics()
+        if exhausted:
+            warnings.warn(
+                f"The LR range test ran out of data after {len(lrs)} of "
+                f"{self.num_steps} steps (lr={lrs[-1]:.3g}): `x` is a "
+                "one-shot iterator. Pass a re-iterable dataset, more "
+                "batches, or a smaller `num_steps`.",
+                stacklevel=2,
+            )
         if progbar is not None and diverged:
             print(f"\nLR range test stopped at lr={lrs[-1]:.3g}: the loss "
                   "diverged.")
         return LRFinderResult(lrs, losses, raw, diverged)
 
+    def _diverged(self, smoothed, best):
+        # The rise above the best loss, against the best loss's magnitude:
+        # the same as `smoothed > threshold * best` for positive losses,
+        # and still meaningful for negative ones. The floor keeps a best
+        # loss of exactly 0 from dividing the test into noise.
+        scale = max(abs(best), _TINY)
+        return smoothed - best > (self.divergence_threshold - 1) * scale
+
+
+_TINY = 1e-12
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or keras.ops.is_tensor(value)
+
+
+def _holds_arrays(x, y):
+    """Whether `x` is arrays to batch (not a dataset of batches).
+
+    A dict is always arrays (iterating it would give its keys); a list or
+    tuple is arrays when `y` is given, else a list of batches.
+    """
+    if _is_array(x) or isinstance(x, dict):
+        return True
+    return isinstance(x, (list, tuple)) and y is not None and all(
+        _is_array(leaf) for leaf in keras.tree.flatten(x))
+
+
+def _length(name, data):
+    lengths = {int(np.shape(leaf)[0]) if np.ndim(leaf) else None
+               for leaf in keras.tree.flatten(data)}
+    if len(lengths) != 1 or None in lengths:
+        raise ValueError(
+            f"Argument `{name}` must hold arrays with one common first "
+            f"(sample) dimension. Received: {name} with lengths "
+            f"{sorted(lengths, key=str)}"
+        )
+    return lengths.pop()
+
 
 def _batches(x, y, batch_size):
-    """A fresh iterator of `(x, y)` batches over the data."""
-    if isinstance(x, np.ndarray):
+    """A fresh iterator of `(x, y, sample_weight)` batches over the data."""
+    if _holds_arrays(x, y):
         check_number("batch_size", batch_size, low=1, integer=True)
-        n = len(x)
-        if y is not None and len(y) != n:
-            raise ValueError(
-                "Arguments `x` and `y` must have the same length. Received: "
-                f"len(x)={n}, len(y)={len(y)}"
-            )
+        x = keras.tree.map_structure(np.asarray, x)
+        n = _length("x", x)
+        if y is not None:
+            y = keras.tree.map_structure(np.asarray, y)
+            n_y = _length("y", y)
+            if n_y != n:
+                raise ValueError(
+                    "Arguments `x` and `y` must have the same length. "
+                    f"Received: len(x)={n}, len(y)={n_y}"
+                )
         order = np.random.permutation(n)
-        return ((x[idx], None if y is None else y[idx])
+
+        def take(data, idx):
+            return keras.tree.map_structure(lambda a: a[idx], data)
+
+        return ((take(x, idx), None if y is None else take(y, idx), None)
                 for idx in (order[i:i + batch_size]
                             for i in range(0, n, batch_size)))
     if y is not None:
         raise ValueError(
-            "Argument `y` must be None when `x` is a dataset of (x, y) "
-            f"batches. Received: y of type {type(y).__name__}"
+            "Argument `y` must be None when `x` is a dataset or iterable of "
+            f"(x, y) batches. Received: x of type {type(x).__name__}, y of "
+            f"type {type(y).__name__}"
         )
-    return (tuple(batch)[:2] for batch in x)
+    return (keras.utils.unpack_x_y_sample_weight(batch) for batch in x)
 
 
 def find_learning_rate(model, x, y=None, batch_size=32,

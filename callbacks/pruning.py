@@ -7,7 +7,16 @@ it by its mask (a non-trainable `keras.Variable`); the constraint of the first
 pruned weight also advances the pruning step and, on the schedule's update
 steps, recomputes every mask from the weights' magnitudes. No Python runs per
 batch, so `steps_per_execution` and `jit_compile` keep working.
+
+The pruning step counts the distinct values of `model.optimizer.iterations`
+seen by that constraint, not its calls: Keras applies constraints on every
+micro-batch under `gradient_accumulation_steps` (while `iterations` counts
+real updates). A wrapper that constrains again after its own step (Lookahead
+after a slow-weight sync) already sees the next `iterations` value, so the
+count may run one ahead until the next update.
 """
+
+import contextlib
 
 import keras
 import numpy as np
@@ -296,13 +305,22 @@ class MagnitudePruner:
                 )
             if spec.structure is not None:
                 self._check_structure(layer, variable)
-        self.masks = [
-            keras.Variable(np.ones(v.shape), dtype=v.dtype, trainable=False,
-                           name=f"{v.name}_pruning_mask")
-            for _, v in self.targets
-        ]
-        self.step = keras.Variable(0, dtype="int32", trainable=False,
-                                   name="pruning_step")
+        # Under `tf.distribute`, variables made outside the model's strategy
+        # scope are not mirrored: every replica would advance the one step
+        # variable (a 2-replica run pruned twice as fast). Mirrored, each
+        # replica updates its own copy, identically.
+        with _strategy_scope(model):
+            self.masks = [
+                keras.Variable(np.ones(v.shape), dtype=v.dtype,
+                               trainable=False,
+                               name=f"{v.name}_pruning_mask")
+                for _, v in self.targets
+            ]
+            self.step = keras.Variable(0, dtype="int32", trainable=False,
+                                       name="pruning_step")
+            self._last_iteration = keras.Variable(
+                -1, dtype="int64", trainable=False,
+                name="pruning_last_iteration")
         self._saved_constraints = None
 
     def _check_structure(self, layer, variable):
@@ -347,12 +365,28 @@ class MagnitudePruner:
         self.detach()
 
     def advance(self):
-        """Recompute masks if the schedule says so, then count the step."""
-        step = ops.convert_to_tensor(self.step)
+        """Count the optimizer update, then recompute masks if scheduled.
+
+        `step` counts the optimizer updates seen; the update being masked
+        is pruning step `step - 1`. Repeated calls within one update (micro
+        batches of gradient accumulation) recompute the same step's masks,
+        which changes nothing unless the weights moved: the masks then
+        follow the weights after the real update.
+        """
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            # An uncompiled model in a custom loop: one call, one update.
+            new = ops.ones((), "int32")
+        else:
+            iteration = ops.cast(optimizer.iterations, "int64")
+            new = ops.cast(ops.not_equal(iteration, self._last_iteration),
+                           "int32")
+            self._last_iteration.assign(iteration)
+        self.step.assign_add(new)
+        step = ops.convert_to_tensor(self.step) - 1
         ops.cond(self.spec.is_update_step(step),
                  lambda: self._update_masks(step),
                  lambda: ops.zeros((), "int32"))
-        self.step.assign_add(1)
 
     def _update_masks(self, step):
         sparsity = self.spec.sparsity_at(step)
@@ -385,6 +419,15 @@ def _count(sparsity, size):
     return ops.cast(ops.round(sparsity * size), "int32")
 
 
+def _strategy_scope(model):
+    # `distribute_strategy` is the TensorFlow backend's public property of
+    # a model (the strategy it was built under); other backends lack it.
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
 def _rebuild_train_function(model):
     # A traced train step has the old constraints baked in.
     if getattr(model, "compiled", False):
@@ -403,10 +446,15 @@ class Pruning(keras.callbacks.Callback):
     pruned. By default the kernels of Dense, EinsumDense and convolution
     layers are pruned; biases, normalization and embedding weights are not.
 
-    Steps count optimizer updates made while the callback is active; using
-    the same instance in a later `fit` resumes the schedule and keeps the
-    masks. After `fit` the original constraints are restored and the model
-    is a plain Keras model whose pruned weights are exactly zero.
+    Steps count optimizer updates (`model.optimizer.iterations`, so with
+    `gradient_accumulation_steps` one step is one real update, not one
+    micro-batch) made while the callback is active; using the same
+    instance in a later `fit` resumes the schedule and keeps the masks.
+    At the end of `fit` the masks are applied to the weights once more
+    (an optimizer may move weights after the constraints ran, as
+    Lookahead's slow-weight sync does) and the original constraints are
+    restored: the model is a plain Keras model whose pruned weights are
+    exactly zero.
 
     Args:
         target_sparsity: Fraction of zeros at the end, in `[0, 1)`.
@@ -466,4 +514,4 @@ class Pruning(keras.callbacks.Callback):
         self.pruner.attach()
 
     def on_train_end(self, logs=None):
-        self.pruner.detach()
+        self.pruner.strip()

@@ -1,8 +1,14 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
 
-from callbacks.pruning import Pruning, PruningSpec
+from callbacks.pruning import MagnitudePruner, Pruning, PruningSpec
 from tests.helpers import mlp
 
 
@@ -201,3 +207,131 @@ def test_unknown_layer_name_is_reported(mnist_5k):
     with pytest.raises(ValueError, match="not in the model: 'conv'"):
         model.fit(x[:32], y[:32], verbose=0,
                   callbacks=[Pruning(layers=["conv"])])
+
+
+class _MovesWeightsAfterConstraints(keras.optimizers.SGD):
+    """SGD(0) that adds 0.5 to every weight after its constraints ran.
+
+    It stands for any optimizer that writes the weights after the masking
+    constraint (as Lookahead's slow-weight sync does).
+    """
+
+    def __init__(self):
+        super().__init__(learning_rate=0.0, name="moves_weights")
+
+    def apply(self, grads, trainable_variables=None):
+        super().apply(grads, trainable_variables)
+        for variable in trainable_variables:
+            variable.assign_add(keras.ops.full(variable.shape, 0.5,
+                                               variable.dtype))
+
+
+def test_weights_are_masked_after_fit_whatever_the_optimizer_did(mnist_5k):
+    (x, y), _ = mnist_5k
+    model = mlp(units=32)
+    before = _kernels(model)
+    _compiled(model, optimizer=_MovesWeightsAfterConstraints())
+    cb = Pruning(0.7, schedule="constant", end_step=0, frequency=1)
+    steps = 3
+    model.fit(x[:32 * steps], y[:32 * steps], batch_size=32, verbose=0,
+              callbacks=[cb])
+    # Masks from the initial magnitudes (step 0); each step adds 0.5 after
+    # masking, and the end of `fit` masks once more.
+    for w0, w1 in zip(before, _kernels(model), strict=True):
+        k = int(round(0.7 * w0.size))
+        keep = np.abs(w0) > np.sort(np.abs(w0).ravel())[k - 1]
+        np.testing.assert_allclose(w1, np.where(keep, w0 + 0.5 * steps, 0.0),
+                                   rtol=1e-6)
+    assert all(layer.kernel.constraint is None
+               for layer in model.layers if hasattr(layer, "kernel"))
+
+
+def test_gradient_accumulation_counts_optimizer_updates(mnist_5k):
+    (x, y), _ = mnist_5k
+    model = mlp(units=32)
+    sizes = [w.size for w in _kernels(model)]
+    _compiled(model, optimizer=keras.optimizers.Adam(
+        1e-3, gradient_accumulation_steps=2))
+    cb = Pruning(0.8, begin_step=0, end_step=10, frequency=2)
+    # 10 batches = 5 optimizer updates (steps 0-4): last mask update at 4.
+    model.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[cb])
+    assert int(model.optimizer.iterations.numpy()) == 5
+    assert int(cb.pruner.step.numpy()) == 5
+    expected = _numpy_sparsity(4, 0.0, 0.8, 0, 10)
+    for w, size in zip(_kernels(model), sizes, strict=True):
+        assert np.sum(w == 0) == int(round(expected * size))
+
+
+_MIRRORED_SCRIPT = textwrap.dedent("""
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import numpy as np
+    from callbacks.pruning import MagnitudePruner, Pruning, PruningSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 64)).astype("float32")
+    y = rng.integers(0, 10, 512)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {}
+    for how in ("callback", "pruner_outside_scope"):
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((64,)),
+                                      keras.layers.Dense(32),
+                                      keras.layers.Dense(10)])
+            model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True))
+        kwargs = dict(target_sparsity=0.5, end_step=16, frequency=1)
+        if how == "callback":
+            pruner, cbs = None, [Pruning(**kwargs)]
+        else:
+            pruner = MagnitudePruner(model, PruningSpec(**kwargs))
+            pruner.attach()
+            cbs = []
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=cbs)
+        pruner = pruner or cbs[0].pruner
+        out[how] = [int(model.optimizer.iterations.numpy()),
+                    int(pruner.step.numpy()),
+                    [int(np.sum(layer.kernel.numpy() == 0))
+                     for layer in model.layers]]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_schedule_runs_at_one_step_per_update_under_mirrored_strategy():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT],
+                          capture_output=True, text=True, env=env,
+                          timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # 8 updates of 2 replicas: steps 0-7, last masks at step 7, not 15.
+    expected = _numpy_sparsity(7, 0.0, 0.5, 0, 16)
+    for how in ("callback", "pruner_outside_scope"):
+        iterations, step, zeros = out[how]
+        assert (iterations, step) == (8, 8), how
+        assert zeros == [int(round(expected * 64 * 32)),
+                         int(round(expected * 32 * 10))], how
+
+
+def test_custom_loop_without_compile_counts_each_update():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16)])
+    before = model.layers[0].kernel.numpy()
+    pruner = MagnitudePruner(model, PruningSpec(0.5, end_step=2,
+                                                frequency=1))
+    pruner.attach()
+    optimizer = keras.optimizers.SGD(0.0)
+    for _ in range(2):  # pruning steps 0 and 1
+        grads = [keras.ops.zeros_like(v) for v in model.trainable_variables]
+        optimizer.apply(grads, model.trainable_variables)
+    assert int(pruner.step.numpy()) == 2
+    k = int(round(_numpy_sparsity(1, 0.0, 0.5, 0, 2) * before.size))
+    keep = np.abs(before) > np.sort(np.abs(before).ravel())[k - 1]
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(),
+                                  np.where(keep, before, 0.0))
+    pruner.detach()
