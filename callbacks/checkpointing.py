@@ -484,6 +484,10 @@ class Checkpointing(keras.callbacks.Callback):
         self._last_save_step = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
+        # `fit` has read its start epoch by now; clearing the hook here, not
+        # only at train end, means a resumed `fit` that raises leaves no
+        # stale start epoch for the next `fit` of the model.
+        self.model._initial_epoch = None
         self._epoch = epoch
         self._trained = True
         if self._saved_tracked is not None:

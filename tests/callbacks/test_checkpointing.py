@@ -123,6 +123,23 @@ def test_resume_after_crash_takes_exactly_the_uninterrupted_steps(
     assert checkpoint_status(directory) == "finished"
 
 
+def test_resumed_fit_that_raises_leaves_no_start_epoch_behind(
+        tmp_path, digits_8x8):
+    directory = tmp_path / "run"
+    model = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, digits_8x8,
+             [Checkpointing(directory, save_freq=4), CrashAt(24)], epochs=3)
+    # Resume from the epoch-2 checkpoint, and crash again in that epoch.
+    model = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, digits_8x8,
+             [Checkpointing(directory, save_freq=4), CrashAt(26)], epochs=3)
+    # A plain fit of the same model afterwards runs all its epochs.
+    history = _fit(model, digits_8x8, [], epochs=3)
+    assert len(history.history["loss"]) == 3
+
+
 def test_same_seed_gives_identical_weights_twice_on_cpu(mnist_5k):
     (x, y), _ = mnist_5k
 
