@@ -73,12 +73,17 @@ def plot_history(history, metrics=None, ax=None):
 
     Args:
         history: A `keras.callbacks.History` or a dict of lists.
-        metrics: Names to draw. Defaults to every non-`val_` key.
+        metrics: A name or a list of names to draw. Defaults to every
+            non-`val_` key.
         ax: A matplotlib `Axes` or a sequence of them, one per metric;
             new figures when `None`. Defaults to `None`.
 
     Returns:
         The list of matplotlib `Axes`.
+
+    Raises:
+        ValueError: If `history` is empty, `metrics` names a key it does not
+            have, or `ax` does not hold one `Axes` per metric.
     """
     import matplotlib.pyplot as plt
 
@@ -90,6 +95,20 @@ def plot_history(history, metrics=None, ax=None):
         )
     if metrics is None:
         metrics = [k for k in logs if not k.startswith("val_")]
+    elif isinstance(metrics, str):
+        metrics = [metrics]
+    for name in metrics:
+        if name not in logs:
+            raise ValueError(
+                f"Argument `metrics` names {name!r}, which the history "
+                f"does not have. Available: {sorted(logs)}"
+            )
+    if ax is not None and len(np.atleast_1d(ax)) != len(metrics):
+        raise ValueError(
+            "Argument `ax` must hold one Axes per metric "
+            f"({len(metrics)}: {list(metrics)}). Received: "
+            f"ax with {len(np.atleast_1d(ax))}"
+        )
     if ax is None:
         _, axes = plt.subplots(1, len(metrics),
                                figsize=(4.5 * len(metrics), 3.5),
@@ -98,11 +117,6 @@ def plot_history(history, metrics=None, ax=None):
     else:
         axes = list(np.atleast_1d(ax))
     for name, axis in zip(metrics, axes, strict=True):
-        if name not in logs:
-            raise ValueError(
-                f"Argument `metrics` names {name!r}, which the history "
-                f"does not have. Available: {sorted(logs)}"
-            )
         epochs = np.arange(1, len(logs[name]) + 1)
         axis.plot(epochs, logs[name], label=name)
         if f"val_{name}" in logs:

@@ -28,6 +28,12 @@ def test_plot_schedule_and_history_draw(tmp_path):
                                    "accuracy": [0.5, 0.8]})
     assert [a.get_title() for a in axes] == ["loss", "accuracy"]
     assert len(axes[0].get_lines()) == 2
+    # One name as a string draws that metric (it iterated its letters).
+    (axis,) = callbacks.plot_history({"loss": [1.0, 0.5],
+                                      "val_loss": [1.1, 0.7]},
+                                     metrics="loss")
+    assert axis.get_title() == "loss"
+    np.testing.assert_allclose(axis.get_lines()[1].get_ydata(), [1.1, 0.7])
 
 
 def test_bad_arguments():
@@ -37,3 +43,8 @@ def test_bad_arguments():
         callbacks.plot_history({})
     with pytest.raises(ValueError, match="`metrics`"):
         callbacks.plot_history({"loss": [1.0]}, metrics=["accuracy"])
+    import matplotlib.pyplot as plt
+
+    _, axes = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="`ax`.*one Axes per metric"):
+        callbacks.plot_history({"loss": [1.0]}, ax=axes)
