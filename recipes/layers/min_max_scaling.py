@@ -153,7 +153,8 @@ class MinMaxScaling(keras.layers.Layer):
                 Defaults to `None` (all of it).
 
         Raises:
-            ValueError: If `data` is empty or holds non-finite values.
+            ValueError: If `data` is empty, holds non-finite values, or
+                yields `(x, y)` pairs instead of features.
         """
         steps = check_number("steps", steps, low=1, integer=True,
                              allow_none=True)
@@ -166,6 +167,13 @@ class MinMaxScaling(keras.layers.Layer):
         for count, batch in enumerate(batches):
             if steps is not None and count >= steps:
                 break
+            if isinstance(batch, (tuple, list, dict)):
+                raise ValueError(
+                    "Argument `data` must yield batches of features only; "
+                    "for a dataset of (x, y) pairs adapt on "
+                    "`dataset.map(lambda x, y: x)`. Received: data yielding "
+                    f"a {type(batch).__name__} of {len(batch)}"
+                )
             batch = np.asarray(ops.convert_to_numpy(batch), dtype="float64")
             if not self.built:
                 self.build(batch.shape)

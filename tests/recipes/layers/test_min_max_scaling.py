@@ -77,3 +77,15 @@ def test_bad_adapt_data():
         MinMaxScaling().adapt(np.ones((2, 2)), steps=0)
     with pytest.raises(ValueError, match="axis"):
         MinMaxScaling(axis=3).adapt(np.ones((2, 2)))
+
+
+def test_dataset_of_pairs_is_refused_not_mixed_into_the_statistics():
+    x = np.full((8, 3), 0.5, "float32")
+    y = np.arange(8, dtype="float32")  # labels up to 7
+    pairs = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    layer = MinMaxScaling()
+    with pytest.raises(ValueError, match=r"`data`.*dataset\.map.*tuple of 2"):
+        layer.adapt(pairs)
+    layer.adapt(pairs.map(lambda features, label: features))
+    np.testing.assert_allclose(layer.data_min.numpy(), [0.5] * 3)
+    np.testing.assert_allclose(layer.data_max.numpy(), [0.5] * 3)
