@@ -171,6 +171,11 @@ def lsuv(model, batch, tol=0.1, max_iter=10, orthogonal=True, seed=None):
     max_iter = check_number("max_iter", max_iter, low=1, integer=True)
     seed = check_number("seed", seed, integer=True, allow_none=True)
     inputs = _check_model(model)
+    if batch is None or any(b is None for b in keras.tree.flatten(batch)):
+        raise ValueError(
+            "Argument `batch` must be a batch of inputs (an array, or a "
+            f"structure of arrays). Received: batch={batch!r}"
+        )
     if any(keras.ops.size(b) == 0 for b in keras.tree.flatten(batch)):
         raise ValueError(
             "Argument `batch` must hold at least one example. Received: "

@@ -127,6 +127,8 @@ def test_bad_model_and_batch():
         lsuv(unbuilt, np.ones((2, 3)))
     with pytest.raises(ValueError, match="at least one example"):
         lsuv(deep_plain_mlp(depth=1), np.ones((0, 28, 28, 1), "float32"))
+    with pytest.raises(ValueError, match="`batch`.*Received: batch=None"):
+        lsuv(deep_plain_mlp(depth=1), None)
 
 
 def test_dead_layer_raises_clear_error():
