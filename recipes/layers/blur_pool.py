@@ -80,6 +80,18 @@ class BlurPool2D(keras.layers.Layer):
                 "BlurPool2D needs a defined number of channels. Received: "
                 f"input_shape={tuple(input_shape)}"
             )
+        spatial = (input_shape[1:3] if self.data_format == "channels_last"
+                   else input_shape[2:4])
+        largest_pad = self.filter_size // 2
+        if self.padding == "reflect" and any(
+                size is not None and size <= largest_pad for size in spatial):
+            raise ValueError(
+                f"BlurPool2D with padding='reflect' and filter_size="
+                f"{self.filter_size} needs spatial sizes of at least "
+                f"{largest_pad + 1} (reflection pads {largest_pad} pixels); "
+                "use padding='zeros' or a smaller filter_size. Received: "
+                f"input_shape={tuple(input_shape)}"
+            )
         blur = binomial_filter(self.filter_size)
         self._kernel = np.tile(blur[:, :, None, None],
                                (1, 1, channels, 1)).astype("float32")

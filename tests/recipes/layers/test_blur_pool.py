@@ -68,3 +68,13 @@ def test_bad_arguments():
 def test_bad_shape():
     with pytest.raises(ValueError, match="4D"):
         BlurPool2D().build((None, 8, 3))
+    # Reflection cannot pad 2 pixels of a 2x2 map: a clear error at build,
+    # not TensorFlow's Pad error at call time; zero padding works.
+    with pytest.raises(ValueError, match="reflect.*at least 3.*input_shape"):
+        BlurPool2D(filter_size=5)(np.ones((1, 2, 2, 3), "float32"))
+    out = BlurPool2D(filter_size=5, padding="zeros")(
+        np.ones((1, 2, 2, 3), "float32"))
+    assert tuple(out.shape) == (1, 1, 1, 3)
+    # The smallest map reflection can pad works.
+    assert tuple(BlurPool2D(filter_size=5)(
+        np.ones((1, 3, 3, 3), "float32")).shape) == (1, 2, 2, 3)
