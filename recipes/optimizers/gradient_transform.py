@@ -37,7 +37,9 @@ def centralize_gradient(gradient, variable):
 
 def _unitwise_norm(x, variable):
     if len(variable.shape) <= 1:
-        return ops.abs(x)
+        # A bias or gain vector is one unit, as in the paper's reference
+        # implementation (and optax's and timm's).
+        return ops.sqrt(ops.sum(ops.square(x), keepdims=True))
     return ops.sqrt(
         ops.sum(ops.square(x), axis=_fan_in_axes(variable), keepdims=True)
     )
@@ -48,7 +50,9 @@ def adaptive_clip_gradient(gradient, variable, clip_factor, eps=1e-3):
 
     For each output unit `i`, with `W_i` its weights and `G_i` their gradient,
     when `||G_i|| / max(||W_i||, eps) > clip_factor` the gradient becomes
-    `clip_factor * max(||W_i||, eps) / ||G_i|| * G_i`.
+    `clip_factor * max(||W_i||, eps) / ||G_i|| * G_i`. A kernel's units are
+    its output channels (norms over all other axes); a vector (bias, gain)
+    or scalar is one unit.
 
     Args:
         gradient: The gradient tensor.

@@ -15,9 +15,13 @@ def centralize_reference(g):
 
 
 def agc_reference(g, w, clip, eps):
-    """Brock et al. 2021: unit-wise ratio ||G_i|| / max(||W_i||, eps)."""
+    """Brock et al. 2021: unit-wise ratio ||G_i|| / max(||W_i||, eps).
+
+    A vector (bias, gain) is a single unit, as in the paper's reference
+    implementation."""
     if w.ndim <= 1:
-        w_units, g_units = np.abs(w)[None], np.abs(g)[None]
+        w_units = np.linalg.norm(w).reshape(1, 1)
+        g_units = np.linalg.norm(g).reshape(1, 1)
         g_flat = g[None]
     else:
         w_flat = w.reshape(-1, w.shape[-1])
@@ -65,6 +69,17 @@ def test_adaptive_gradient_clipping(clip):
     for r, w, g in zip(result, params, grads, strict=True):
         expected = w - 0.1 * agc_reference(g, w, clip, 1e-3)
         np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_bias_vector_is_clipped_as_one_unit():
+    # ||w|| = 5, ||g|| = 10: with clip 0.5 the whole gradient is scaled to
+    # norm 2.5 (direction kept). Element-wise clipping would have clipped
+    # only the large component (|g_0| = 8 > 0.5 * |w_0| = 1.5).
+    w = np.array([3.0, 4.0], "float32")
+    g = np.array([8.0, 6.0], "float32")
+    opt = GradientTransform(keras.optimizers.SGD(1.0), agc_clip_factor=0.5)
+    (result,) = _one_step(opt, [w], [g])
+    np.testing.assert_allclose(w - result, g * 2.5 / 10.0, rtol=1e-6)
 
 
 def test_centralize_then_clip_with_momentum_inner():
