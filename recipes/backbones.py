@@ -528,7 +528,8 @@ def select_fine_tune_layers(model, info, fine_tune_layers="auto"):
                 "Argument `fine_tune_layers` must be >= 0. Received: "
                 f"fine_tune_layers={fine_tune_layers}"
             )
-        chosen = weighted[len(weighted) - fine_tune_layers:] \
+        # More than there are: all of them (a negative start would wrap).
+        chosen = weighted[max(0, len(weighted) - fine_tune_layers):] \
             if fine_tune_layers else []
     else:
         names = [layer.name for layer in layers]

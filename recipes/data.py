@@ -179,10 +179,13 @@ def _from_directory(directory, name, image_size, class_names):
         d for d in os.listdir(directory)
         if os.path.isdir(os.path.join(directory, d))
     )
+    # Keras reads a class folder's sub-folders too (the class is the
+    # top-level folder), so every file is checked there as well.
     files = [
-        os.path.join(directory, d, f)
+        os.path.join(root, f)
         for d in folders
-        for f in sorted(os.listdir(os.path.join(directory, d)))
+        for root, _, names in sorted(os.walk(os.path.join(directory, d)))
+        for f in sorted(names)
         if f.lower().endswith(_IMAGE_EXTENSIONS)
     ]
     if not files:
@@ -201,11 +204,17 @@ def _from_directory(directory, name, image_size, class_names):
     names = list(dataset.class_names)
     lookup = {n: i for i, n in enumerate(names)}
     labels = np.array(
-        [lookup[os.path.basename(os.path.dirname(p))]
-         for p in dataset.file_paths], dtype="int32")
+        [lookup[_class_folder(p, directory)] for p in dataset.file_paths],
+        dtype="int32")
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, "int32")))
     return _Source(dataset, labels, names, (*image_size, 3), 255.0,
                    "directory")
+
+
+def _class_folder(path, directory):
+    """The top-level folder of `path` under `directory` (its class)."""
+    relative = os.path.relpath(path, directory)
+    return relative.split(os.sep)[0]
 
 
 def _from_tfds(dataset_name, name, split, data_dir):
@@ -414,12 +423,23 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
             _fail("validation_data", "must hold images of the training "
                   f"shape {tuple(image_shape)}",
                   f"shape {tuple(val.image_shape)}")
+        _check_value_range(val, "validation_data", train.value_range)
         train_ds, val_ds = train.dataset, val.dataset
         n_train, n_val = _count(train), _count(val)
     elif validation_split == 0:
         train_ds, val_ds, n_train, n_val = train.dataset, None, _count(train), 0
     elif train.kind == "tfds":
+        if "[" in split or "+" in split:
+            # "train[:10%]" + "[:80%]" does not parse, and "train+test"
+            # would become "train + test[:80%]": all of train in both sets.
+            _fail("split", "must be a plain split name when the validation "
+                  "set is cut from it (or give `validation_data`)",
+                  f"{split!r} with validation_split={validation_split}")
         cut = 100 - int(round(validation_split * 100))
+        if not 0 < cut < 100:
+            _fail("validation_split", "must leave at least 1% of a TFDS "
+                  "split on each side (it is cut in whole percents)",
+                  f"{validation_split}")
         head = _from_tfds(data, "data", f"{split}[:{cut}%]", data_dir)
         tail = _from_tfds(data, "data", f"{split}[{cut}%:]", data_dir)
         train_ds, val_ds = head.dataset, tail.dataset
@@ -435,6 +455,16 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
     val_ds = _with_cardinality(val_ds, n_val)
     return ImageData(train_ds, val_ds, list(names), tuple(image_shape),
                      train.value_range, n_train, n_val, train.kind)
+
+
+def _check_value_range(source, name, value_range):
+    # The model rescales every input by the training images' range, so
+    # [0, 1] validation images against [0, 255] training ones would be
+    # scored as nearly black images, silently.
+    if source.value_range != value_range:
+        _fail(name, "must hold pixels in the training images' range "
+              f"[0, {value_range:g}]",
+              f"pixels in [0, {source.value_range:g}]")
 
 
 def _with_cardinality(dataset, n):

@@ -83,15 +83,29 @@ class ImageClassifierResult(_training.FitResult):
 
         Args:
             images: Array of shape `(n, height, width)` or
-                `(n, height, width, channels)`.
+                `(n, height, width, channels)`, or one image of shape
+                `(height, width)` or `(height, width, channels)`.
             batch_size: Prediction batch size. Defaults to `256`.
 
         Returns:
-            NumPy array of `n` class names.
+            NumPy array of `n` class names (of one for a single image).
+
+        Raises:
+            ValueError: If the images do not have the model's input size.
         """
         images = np.asarray(images)
-        if images.ndim == len(self.model.inputs[0].shape) - 1:
+        received = images.shape
+        expected = tuple(self.model.inputs[0].shape[1:])
+        if images.shape in (expected, expected[:2]):
+            images = images[None]  # a single image
+        if images.ndim == len(expected):
             images = images[..., None]
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                "Argument `images` must hold images of shape "
+                f"{expected} (or {expected[:2]} for one channel), one image "
+                f"or a batch. Received: images.shape={received}"
+            )
         probabilities = self.model.predict(images, batch_size=batch_size,
                                            verbose=0)
         return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
@@ -198,6 +212,15 @@ def _check_args(kw):
         verbose=kw["verbose"])
     check_number("fine_tune_epochs", kw["fine_tune_epochs"], low=0,
                  integer=True, allow_none=True)
+    layers = kw["fine_tune_layers"]
+    if isinstance(layers, int) and not isinstance(layers, bool):
+        check_number("fine_tune_layers", layers, low=0, integer=True)
+    elif not (isinstance(layers, str) and layers):
+        raise TypeError(
+            "Argument `fine_tune_layers` must be 'auto', 'all', a count of "
+            "top layers or a layer name. Received: "
+            f"fine_tune_layers={layers!r}"
+        )
     check_number("dropout", kw["dropout"], low=0.0, high=1.0,
                  high_inclusive=False)
     check_number("mixup", kw["mixup"], low=0.0)
@@ -412,6 +435,12 @@ def fit_image_classifier(
         if not pretrained:
             _check_from_scratch(info.name, fine_tune_epochs,
                                 fine_tune_layers)
+        if fine_tune_epochs is None:
+            fine_tune_epochs = max(1, epochs // 2) if pretrained else 0
+        # Chosen now, so a misspelt layer name fails before phase 1 trains.
+        unfrozen = (select_fine_tune_layers(backbone_model, info,
+                                            fine_tune_layers)
+                    if pretrained and fine_tune_epochs else [])
         model = build_image_classifier(
             backbone_model, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,
@@ -463,12 +492,6 @@ def fit_image_classifier(
         optimizer_fn=lambda s: _training.make_optimizer(
             optimizer, s(peak), weight_decay), **fit_kw)
 
-    unfrozen = []
-    if fine_tune_epochs is None:
-        fine_tune_epochs = max(1, epochs // 2) if pretrained else 0
-    if pretrained and fine_tune_epochs:
-        unfrozen = select_fine_tune_layers(backbone_model, info,
-                                           fine_tune_layers)
     if unfrozen:
         backbone_model.trainable = True
         chosen = {id(layer) for layer in unfrozen}
@@ -537,6 +560,12 @@ def _load_test(data, test_data, images, split, data_dir, size):
         raise ValueError(
             "Argument `test_data` must hold images of the training shape "
             f"{images.image_shape}. Received: shape {loaded.image_shape}"
+        )
+    if loaded.value_range != images.value_range:
+        raise ValueError(
+            "Argument `test_data` must hold pixels in the training images' "
+            f"range [0, {images.value_range:g}]. Received: pixels in "
+            f"[0, {loaded.value_range:g}]"
         )
     return make_pipeline(loaded.train, num_classes=images.num_classes,
                          batch_size=_EVAL_BATCH, training=False,

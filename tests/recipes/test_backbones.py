@@ -208,6 +208,10 @@ def test_fine_tune_layer_selection():
     assert names("auto") == ["conv3", "features"]  # from conv3, BN excluded
     assert names("all") == ["conv1", "conv2", "conv3", "features"]
     assert names(1) == ["features"] and names(0) == []
+    # More than the backbone has (5 weighted layers, BN excluded): all of
+    # them; a negative start index used to wrap around to fewer.
+    assert names(5) == names(6) == names(100) == [
+        "conv1", "conv2", "conv3", "features"]
     assert names("relu2") == ["conv3", "features"]
     with pytest.raises(ValueError, match="fine_tune_layers"):
         names("conv9")

@@ -97,6 +97,58 @@ def test_tfds_source_with_mock_data():
     assert ys.dtype == np.int32
 
 
+def test_directory_with_nested_folders_labels_by_the_class_folder(
+        digit_folders):
+    root, images, labels = digit_folders
+    # A sub-folder inside a class folder: its images belong to that class
+    # (Keras reads them); the label comes from the top-level folder.
+    nested = os.path.join(root, "one", "more")
+    os.makedirs(nested)
+    keras.utils.save_img(os.path.join(nested, "extra.png"), images[0],
+                         scale=False)
+    data = load_image_data(root, validation_split=0.0)
+    xs, ys = _arrays(data.train)
+    assert len(ys) == len(labels) + 1
+    one = data.class_names.index("one")
+    assert np.sum(ys == one) == np.sum(labels == 1) + 1
+    match = np.flatnonzero((xs == images[0].astype("float32")).all(
+        axis=(1, 2, 3)))
+    assert one in ys[match]
+    # The nested files are checked like the others.
+    with open(os.path.join(nested, "broken.png"), "wb") as f:
+        f.write(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        load_image_data(root, validation_split=0.0)
+
+
+def test_validation_pixels_must_share_the_training_range(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    as_uint8 = (x * 255).round().astype("uint8")
+    with pytest.raises(ValueError, match=r"`validation_data`.*\[0, 255\]"
+                                         r".*Received: validation_data=pixels"
+                                         r" in \[0, 1\]"):
+        load_image_data((as_uint8, y), validation_data=(xv, yv))
+    data = load_image_data((as_uint8, y), validation_data=(
+        (xv * 255).round().astype("uint8"), yv))
+    assert data.value_range == 255.0
+
+
+@pytest.mark.parametrize("split", ["train[:50%]", "train+test"])
+def test_tfds_split_with_a_slice_or_sum_cannot_be_cut(split):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        with pytest.raises(ValueError, match=r"`split`.*plain split name"
+                                             r".*Received: split='train"):
+            load_image_data("mnist", split=split, validation_split=0.2)
+        with pytest.raises(ValueError, match=r"`validation_split`.*1%.*"
+                                             r"Received: validation_split="
+                                             r"0.001$"):
+            load_image_data("mnist", validation_split=0.001)
+        # With validation data given, a sliced split is fine.
+        data = load_image_data("mnist", split=split, validation_data="test")
+    assert data.num_validation == 12
+
+
 def test_tf_data_source_batched_and_unbatched(digits_8x8):
     (x, y), _ = digits_8x8
     for ds in (tf.data.Dataset.from_tensor_slices((x[:50], y[:50])),

@@ -13,6 +13,7 @@ import tensorflow as tf
 from recipes import fit_image_classifier
 from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import build_backbone, small_cnn
+from recipes.image_classifier import check_image_classifier_args
 from tests.helpers import (
     assert_keras_round_trip,
     assert_seed_determines_weights,
@@ -287,6 +288,56 @@ def test_output_dir_never_overwrites_a_users_own_files(digits_8x8,
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0]
     assert (mine / "logs" / "events.txt").read_text() == "my tensorboard logs"
     keras.saving.load_model(str(mine / "model.keras"), safe_mode=True)
+
+
+def test_predict_takes_one_image_or_a_batch(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    result = fit_image_classifier((x[:300], y[:300]), epochs=1, **FAST)
+    batch = result.predict(xv[:5])
+    assert batch.shape == (5,)
+    # One image, with or without its channel axis, is a batch of one.
+    assert list(result.predict(xv[0])) == [batch[0]]
+    assert list(result.predict(xv[0, ..., 0])) == [batch[0]]
+    np.testing.assert_array_equal(result.predict(xv[:5, ..., 0]), batch)
+    with pytest.raises(ValueError, match=r"`images`.*\(8, 8, 1\).*"
+                                         r"Received: images.shape=\(5, 9, 9\)"):
+        result.predict(np.zeros((5, 9, 9)))
+
+
+def test_bad_fine_tune_layers_fail_before_training(tmp_path, digits_8x8):
+    (x, y), _ = digits_8x8
+    for bad, error in [(-3, ValueError), (1.5, TypeError), ("", TypeError),
+                       (None, TypeError)]:
+        with pytest.raises(error, match="`fine_tune_layers`.*Received"):
+            check_image_classifier_args(backbone="mobilenet_v2",
+                                        fine_tune_layers=bad)
+    # A misspelt layer name of a pretrained (user) backbone is caught when
+    # the backbone is built, before phase 1 trains.
+    pretrained = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, name="c1"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(8, name="d1"),
+    ])
+    started = []
+
+    class Started(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            started.append(True)
+
+    with pytest.raises(ValueError, match="fine_tune_layers.*close names"):
+        fit_image_classifier((x[:200], y[:200]), backbone=pretrained,
+                             fine_tune_layers="c_typo", epochs=1,
+                             callbacks=[Started()], **FAST)
+    assert not started
+
+
+def test_test_data_pixels_must_share_the_training_range(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    as_uint8 = (x[:200] * 255).round().astype("uint8")
+    with pytest.raises(ValueError, match=r"`test_data`.*\[0, 255\]"):
+        fit_image_classifier((as_uint8, y[:200]), test_data=(xv, yv),
+                             epochs=1, **FAST)
 
 
 def test_lr_finder_and_bfloat16(digits_8x8):
