@@ -90,3 +90,17 @@ class CrashInEpoch(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.epoch == self.crash_epoch and batch > 0:
             self.crash()
+
+
+def assert_swap_ema_weights(model, average, raw):
+    """`keras.callbacks.SwapEMAWeights` puts `average` into the model's first
+    trainable variable for evaluation and `raw` back after it (to float32
+    rounding: the swap adds and subtracts)."""
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(model)
+    swap.on_test_begin()
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), average,
+                               rtol=1e-6, atol=1e-6)
+    swap.on_test_end()
+    np.testing.assert_allclose(model.trainable_variables[0].numpy(), raw,
+                               rtol=1e-6, atol=1e-6)

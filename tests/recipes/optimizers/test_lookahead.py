@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from recipes.optimizers import Lookahead
+from tests.helpers import assert_swap_ema_weights
 from tests.recipes.optimizers._steps import (
     assert_trajectory,
     fixed_problem,
@@ -151,11 +152,4 @@ def test_swap_ema_weights_reaches_the_innermost_optimizer(mixed):
     # Centralization subtracts the mean over the fan-in axis.
     centred = [g - g.mean(axis=0, keepdims=True) for g in grads]
     raw, average = _ema_reference(w0, centred, 0.1, 0.5)
-    swap = keras.callbacks.SwapEMAWeights()
-    swap.set_model(model)
-    swap.on_test_begin()
-    np.testing.assert_allclose(model.trainable_variables[0].numpy(), average,
-                               rtol=1e-6, atol=1e-6)
-    swap.on_test_end()
-    np.testing.assert_allclose(model.trainable_variables[0].numpy(), raw,
-                               rtol=1e-6, atol=1e-6)
+    assert_swap_ema_weights(model, average, raw)

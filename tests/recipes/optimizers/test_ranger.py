@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from recipes.optimizers import Ranger
+from tests.helpers import assert_swap_ema_weights
 from tests.recipes.optimizers._steps import assert_trajectory, fixed_problem
 from tests.recipes.optimizers.test_radam import radam_reference
 
@@ -94,12 +95,4 @@ def test_reports_and_swaps_the_ema_of_its_radam():
     raw = model.trainable_variables[0].numpy()
     average = opt.radam._model_variables_moving_average[0].numpy()
     assert not np.allclose(raw, average)
-    swap = keras.callbacks.SwapEMAWeights()
-    swap.set_model(model)
-    swap.on_test_begin()
-    # The swap adds and subtracts: float32 rounding.
-    np.testing.assert_allclose(model.trainable_variables[0].numpy(), average,
-                               rtol=1e-6, atol=1e-6)
-    swap.on_test_end()
-    np.testing.assert_allclose(model.trainable_variables[0].numpy(), raw,
-                               rtol=1e-6, atol=1e-6)
+    assert_swap_ema_weights(model, average, raw)
