@@ -24,6 +24,8 @@ import keras
 
 from callbacks._api import register
 from callbacks._validation import check_number
+from recipes.optimizers._wrapper import innermost_optimizer
+from recipes.optimizers.lars import LARS
 
 # Variable attribute -> (regularizer attribute, constraint attribute) of the
 # Keras layers that own it; the attributes are what `get_config` saves.
@@ -270,8 +272,10 @@ def decay_kernels_only(optimizer, model):
     Raises:
         TypeError: If `optimizer` is not a Keras optimizer, or `model` not a
             Keras model or layer.
-        ValueError: If the optimizer has no weight decay or is already
-            built, or the model is not built or has no kernel.
+        ValueError: If the optimizer has no weight decay, is already
+            built or is `LARS` (its coupled decay ignores the exclusion:
+            use its `exclude_bias_and_norm`), or the model is not built or
+            has no kernel.
 
     Example:
 
@@ -285,6 +289,15 @@ def decay_kernels_only(optimizer, model):
         raise TypeError(
             "Argument `optimizer` must be a keras.optimizers.Optimizer. "
             f"Received: optimizer={optimizer!r}"
+        )
+    if isinstance(innermost_optimizer(optimizer), LARS):
+        raise ValueError(
+            "Argument `optimizer` is LARS, whose `weight_decay` is coupled "
+            "to its trust ratio and is not Keras's decoupled decay, so "
+            "`exclude_from_weight_decay` cannot restrict it. Use "
+            "`LARS(exclude_bias_and_norm=True)` (the default), which already "
+            "leaves biases and normalization parameters undecayed. "
+            f"Received: optimizer={optimizer.name!r}"
         )
     if not optimizer.weight_decay:
         raise ValueError(

@@ -15,13 +15,14 @@ from recipes.optimizers._common import BASE_KWARGS
 class WrapperOptimizer(keras.optimizers.Optimizer):
     """Delegating base: subclasses transform the inner optimizer's `apply`.
 
-    The wrapped optimizer applies weight decay, clipping, EMA and gradient
-    accumulation, so the wrapper reports the wrapped optimizer's
-    `weight_decay` and `use_ema` (read-only) and forwards
-    `exclude_from_weight_decay` to it, through any number of nested
-    wrappers. Like Keras's optimizers, the exclusions are not part of the
-    saved configuration: call `exclude_from_weight_decay` again on the
-    optimizer of a reloaded model.
+    The wrapped optimizer applies weight decay, clipping, EMA, gradient
+    accumulation and loss scaling, so the wrapper reports the wrapped
+    optimizer's `weight_decay` and `use_ema` (read-only) and
+    `loss_scale_factor`, and forwards `exclude_from_weight_decay` and
+    `loss_scale_factor` to it, through any number of nested wrappers. Like
+    Keras's optimizers, the exclusions are not part of the saved
+    configuration: call `exclude_from_weight_decay` again on the optimizer
+    of a reloaded model.
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -93,6 +94,29 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
                 f"{type(self).__name__}.use_ema is the wrapped optimizer's: "
                 f"set it there. Received: use_ema={use_ema!r}"
             )
+
+    @property
+    def loss_scale_factor(self):
+        """The wrapped optimizer's loss scale factor.
+
+        The wrapped optimizer scales the loss (`scale_loss`) and unscales
+        the gradients in its `apply`, so the factor is its own, read and
+        set through the wrapper. `keras.optimizers.LossScaleOptimizer`
+        (which `compile` adds under the `"mixed_float16"` policy) clears
+        it here so that only its dynamic scale applies: without the
+        forwarding the wrapped optimizer would unscale the gradients a
+        second time.
+        """
+        inner = getattr(self, "inner_optimizer", None)
+        return None if inner is None else inner.loss_scale_factor
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, loss_scale_factor):
+        # The base constructor stores `None` (`__init__` refuses a
+        # factor) before the wrapped optimizer exists.
+        inner = getattr(self, "inner_optimizer", None)
+        if inner is not None:
+            inner.loss_scale_factor = loss_scale_factor
 
     @property
     def _model_variables_moving_average(self):

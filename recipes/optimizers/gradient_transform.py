@@ -13,11 +13,28 @@ def _fan_in_axes(variable):
     return tuple(range(len(variable.shape) - 1))
 
 
+# Keras names embedding tables `embeddings` (`keras.layers.Embedding`, and
+# keras-hub's token and position embeddings).
+_EMBEDDINGS = "embeddings"
+
+
+def _is_centralized(variable):
+    # The paper centralizes the weights of convolution and fully connected
+    # layers. An embedding table's rows are tokens, not the fan-in of an
+    # output unit: its per-column mean would move every row, those of the
+    # tokens absent from the batch included.
+    return len(variable.shape) > 1 and variable.name != _EMBEDDINGS
+
+
 def centralize_gradient(gradient, variable):
     """Subtract, per output unit, the mean of a kernel's gradient.
 
-    Variables of rank <= 1 (biases, normalization parameters) are returned
-    unchanged, as in the paper.
+    Only kernels (convolution and dense weights, rank >= 2) are
+    centralized, as in the paper. Variables of rank <= 1 (biases,
+    normalization parameters) and embedding tables (variables named
+    `"embeddings"`, as in `keras.layers.Embedding`) are returned unchanged:
+    an embedding's rows are tokens, not filters, and centralizing would
+    shift the rows of tokens absent from the batch.
 
     Args:
         gradient: The gradient tensor.
@@ -29,7 +46,7 @@ def centralize_gradient(gradient, variable):
     References:
         - [Yong et al., 2020](https://arxiv.org/abs/2004.01461).
     """
-    if len(variable.shape) <= 1:
+    if not _is_centralized(variable):
         return gradient
     mean = ops.mean(gradient, axis=_fan_in_axes(variable), keepdims=True)
     return gradient - mean
@@ -89,6 +106,9 @@ class GradientTransform(WrapperOptimizer):
     refuses a wrapped optimizer with `gradient_accumulation_steps`: it would
     clip each micro-batch gradient, not the accumulated one that is applied
     (use Keras's `clipnorm` there, which clips the accumulated gradient).
+    Loss scaling is the wrapped optimizer's (its `loss_scale_factor`, or a
+    `keras.optimizers.LossScaleOptimizer` around this wrapper): the
+    clipping always compares the unscaled gradient with the weights.
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -96,7 +116,8 @@ class GradientTransform(WrapperOptimizer):
             to `0.16`), or `None` for no clipping. Defaults to `None`.
         agc_eps: Floor of the unit weight norm. Defaults to `1e-3`.
         gradient_centralization: Whether to centralize the gradients of
-            kernels (rank >= 2). Defaults to `False`.
+            kernels (rank >= 2; embedding tables are left alone, see
+            `centralize_gradient`). Defaults to `False`.
         name: Name of the wrapper. Defaults to `"gradient_transform"`.
 
     Raises:
@@ -162,10 +183,22 @@ class GradientTransform(WrapperOptimizer):
 
     def apply(self, grads, trainable_variables=None):
         variables = self._build_for(trainable_variables)
-        grads = [
-            self.transform(g, v)
-            for g, v in zip(grads, variables, strict=True)
-        ]
+        scale = self.loss_scale_factor
+        if scale is None or self.agc_clip_factor is None:
+            grads = [
+                self.transform(g, v)
+                for g, v in zip(grads, variables, strict=True)
+            ]
+        else:
+            # The wrapped optimizer unscales the gradients after us, but the
+            # clipping threshold is on the true gradient: unscale, clip,
+            # scale back. (Centralization is linear: the scale is harmless.)
+            grads = [
+                None if g is None
+                else self.transform(ops.convert_to_tensor(g) / scale, v)
+                * scale
+                for g, v in zip(grads, variables, strict=True)
+            ]
         self.inner_optimizer.apply(grads, trainable_variables)
 
     def get_config(self):

@@ -28,7 +28,8 @@ class Ranger(Lookahead):
         sma_threshold: RAdam's threshold on `rho_t`. Defaults to `5.0`.
         sync_period: Lookahead's `k`. Defaults to `6`.
         slow_step_size: Lookahead's `alpha`. Defaults to `0.5`.
-        gradient_centralization: Whether to centralize kernel gradients.
+        gradient_centralization: Whether to centralize kernel gradients
+            (not embedding tables, see `centralize_gradient`).
             Defaults to `True`.
         name: Name of the optimizer. Defaults to `"ranger"`.
         **kwargs: Base optimizer arguments (`weight_decay`, `clipnorm`,

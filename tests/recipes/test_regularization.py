@@ -309,3 +309,21 @@ def test_weight_decay_rate_is_per_apply_call_under_accumulation():
     np.testing.assert_allclose(model.trainable_variables[0].numpy(),
                                np.full((2, 1), 0.9 ** 4), rtol=1e-6)
     assert "per micro-batch" in WeightDecay.__doc__
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_decay_kernels_only_explains_lars_coupled_decay(wrapped):
+    # LARS has a decay, but its own (coupled to the trust ratio, ignoring
+    # `exclude_from_weight_decay`): the error must say so, not claim there
+    # is no decay.
+    from recipes.optimizers import LARS, Lookahead
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        2, name="fc")], name="net")
+    optimizer = LARS(weight_decay=1e-4)
+    if wrapped:
+        optimizer = Lookahead(optimizer)
+    with pytest.raises(ValueError, match="exclude_bias_and_norm") as info:
+        decay_kernels_only(optimizer, model)
+    assert "LARS" in str(info.value)
+    assert "no weight decay" not in str(info.value)

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from recipes.optimizers import GradientTransform
 
@@ -126,3 +127,63 @@ def test_centralization_with_gradient_accumulation_matches_numpy():
         g = centralize_reference((g1 + g2) / 2)
         np.testing.assert_allclose(v.numpy(), w - 0.1 * g, rtol=1e-6,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_scaling", ["factor", "optimizer"])
+def test_adaptive_clipping_compares_unscaled_gradients(loss_scaling):
+    # The wrapped optimizer unscales after the transform; the threshold
+    # lambda * ||W_i|| is on the true gradient.
+    params, grads = _problem(3.0)
+    if loss_scaling == "factor":
+        scale = 1024.0
+        opt = GradientTransform(
+            keras.optimizers.SGD(0.1, loss_scale_factor=scale),
+            agc_clip_factor=0.01)
+    else:
+        opt = keras.optimizers.LossScaleOptimizer(GradientTransform(
+            keras.optimizers.SGD(0.1), agc_clip_factor=0.01))
+        scale = opt.initial_scale
+    result = _one_step(opt, params, [scale * g for g in grads])
+    for r, w, g in zip(result, params, grads, strict=True):
+        expected = w - 0.1 * agc_reference(g, w, 0.01, 1e-3)
+        np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)
+
+
+def embedding_problem():
+    """A real Embedding model, a batch using tokens 0 and 1 of 6, and the
+    dense gradients of its variables (by name) for that batch."""
+    model = keras.Sequential([
+        keras.Input((3,), dtype="int32"),
+        keras.layers.Embedding(6, 2, name="emb"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(1, name="fc")])
+    x = np.array([[0, 1, 0]])
+    y = np.ones((1, 1), "float32")
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.mean_squared_error(y, model(x)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    grads = {v.name: tf.convert_to_tensor(g).numpy()
+             for v, g in zip(model.trainable_variables, grads, strict=True)}
+    return model, x, y, grads
+
+
+def test_centralization_leaves_embedding_tables_alone():
+    # The table's rows are tokens: only the Dense kernel is centralized,
+    # and the rows of tokens 2-5, absent from the batch, do not move.
+    model, x, y, grads = embedding_problem()
+    before = {v.name: v.numpy() for v in model.trainable_variables}
+    model.compile(GradientTransform(keras.optimizers.SGD(0.1),
+                                    gradient_centralization=True), "mse")
+    model.train_on_batch(x, y)  # Traced: the table's gradient is sparse.
+    after = {v.name: v.numpy() for v in model.trainable_variables}
+    np.testing.assert_array_equal(after["embeddings"][2:],
+                                  before["embeddings"][2:])
+    expected = {
+        "embeddings": before["embeddings"] - 0.1 * grads["embeddings"],
+        "kernel": before["kernel"]
+        - 0.1 * centralize_reference(grads["kernel"]),
+        "bias": before["bias"] - 0.1 * grads["bias"],
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(after[name], value, rtol=1e-6,
+                                   atol=1e-6, err_msg=name)

@@ -4,6 +4,9 @@ import numpy as np
 from recipes.optimizers import Ranger
 from tests.helpers import assert_swap_ema_weights
 from tests.recipes.optimizers._steps import assert_trajectory, fixed_problem
+from tests.recipes.optimizers.test_gradient_transform import (
+    embedding_problem,
+)
 from tests.recipes.optimizers.test_radam import radam_reference
 
 
@@ -96,3 +99,21 @@ def test_reports_and_swaps_the_ema_of_its_radam():
     average = opt.radam._model_variables_moving_average[0].numpy()
     assert not np.allclose(raw, average)
     assert_swap_ema_weights(model, average, raw)
+
+
+def test_does_not_centralize_embedding_tables():
+    # Centralization is on by default; an Embedding table's rows are
+    # tokens, so the table takes RAdam's plain step and the rows of the
+    # tokens absent from the batch (2-5) do not move.
+    model, x, y, grads = embedding_problem()
+    table = model.get_layer("emb").embeddings
+    before = table.numpy()
+    # Eager, to skip tracing Ranger (test_gradient_transform covers the
+    # traced step, where the table's gradient is sparse).
+    model.compile(Ranger(learning_rate=0.1), "mse", run_eagerly=True)
+    model.train_on_batch(x, y)
+    np.testing.assert_array_equal(table.numpy()[2:], before[2:])
+    expected = ranger_reference(before, [grads["embeddings"]], 0.1, 6, 0.5,
+                                centralize=False)[0]
+    np.testing.assert_allclose(table.numpy(), expected, rtol=1e-6,
+                               atol=1e-6)
