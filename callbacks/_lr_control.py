@@ -27,9 +27,10 @@ Checkpoints written while a controller is installed store the optimizer as
 the user compiled it (see `ControlledLearningRate.get_config`), so a model
 saved by `ModelCheckpoint` mid-fit reloads like one saved after.
 
-Momentum: `set_momentum_schedule` replaces the optimizer's `beta_1` or
-`momentum` hyperparameter with a float that converts to the in-graph value
-of a schedule (`ScheduledHyperparameter`), so one-cycle momentum cycling is
+Momentum: `set_momentum_schedule` replaces each of the optimizer's
+momentum hyperparameters (`beta_1`, `momentum`, and Muon's `adam_beta_1`
+beside its `momentum`) with a float that converts to the in-graph value of
+a schedule (`ScheduledHyperparameter`), so one-cycle momentum cycling is
 exact per step too.
 """
 
@@ -39,7 +40,11 @@ from keras import ops
 from callbacks._api import register
 
 _ATTR = "_keras_recipes_lr_control"
-MOMENTUM_ATTRIBUTES = ("beta_1", "momentum")
+# First-moment coefficients, by optimizer: `beta_1` (Adam family, Lion,
+# Lamb), `momentum` (SGD, RMSprop, LARS), and Muon's two: `momentum` for
+# its orthogonalized step and `adam_beta_1` for the AdamW step it applies
+# to non-matrix and excluded variables.
+MOMENTUM_ATTRIBUTES = ("beta_1", "momentum", "adam_beta_1")
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -178,8 +183,8 @@ class LRControl:
         self.schedule = None
         self.schedule_owner = None
         self.momentum_schedule = None
-        self.momentum_attribute = None
-        self.momentum_original = None
+        # {attribute name: the float it held before}.
+        self.momentum_originals = {}
         with _scope(model):
             self.scale = keras.Variable(1.0, dtype="float32", trainable=False,
                                         name="lr_scale")
@@ -205,9 +210,8 @@ class LRControl:
             current = float(ops.convert_to_numpy(self.controlled(0)))
             self.original.assign(current)
         object.__setattr__(self.optimizer, "_learning_rate", self.original)
-        if self.momentum_attribute is not None:
-            object.__setattr__(self.optimizer, self.momentum_attribute,
-                               self.momentum_original)
+        for attribute, value in self.momentum_originals.items():
+            object.__setattr__(self.optimizer, attribute, value)
         object.__delattr__(self.optimizer, _ATTR)
         _retrace(self.model)
 
@@ -238,19 +242,20 @@ class LRControl:
         self.schedule_owner = owner
 
     def set_momentum_schedule(self, schedule):
-        """Drive `beta_1`/`momentum` by `schedule`; returns the attribute
-        name, or `None` when the optimizer has no such hyperparameter."""
+        """Drive every non-zero float hyperparameter of
+        `MOMENTUM_ATTRIBUTES` by `schedule`; returns their names (empty
+        when the optimizer has none)."""
+        self.momentum_schedule = schedule
         for attribute in MOMENTUM_ATTRIBUTES:
             value = getattr(self.optimizer, attribute, None)
-            if isinstance(value, float) and value > 0:
-                self.momentum_attribute = attribute
-                self.momentum_original = value
-                self.momentum_schedule = schedule
+            if (isinstance(value, float) and value > 0
+                    and attribute not in self.momentum_originals):
+                self.momentum_originals[attribute] = value
                 object.__setattr__(self.optimizer, attribute,
                                    ScheduledHyperparameter(value, self))
-                _retrace(self.model)
-                return attribute
-        return None
+        if self.momentum_originals:
+            _retrace(self.model)
+        return tuple(self.momentum_originals)
 
     def set_offset_to_current_step(self, steps_back=0):
         """Step 0 of the schedule = the current step minus `steps_back`."""
@@ -359,13 +364,15 @@ def last_step(optimizer):
 
 
 def current_momentum(optimizer, step=None):
-    """`(name, value)` of the optimizer's momentum hyperparameter at `step`
-    (default: next step), or `None` when it has none."""
+    """`{name: value}` of the optimizer's momentum hyperparameters at
+    `step` (default: next step); empty when it has none."""
     optimizer = innermost(optimizer)
+    values = {}
     for attribute in MOMENTUM_ATTRIBUTES:
         value = getattr(optimizer, attribute, None)
         if isinstance(value, ScheduledHyperparameter):
-            return attribute, float(ops.convert_to_numpy(value._tensor(step)))
-        if isinstance(value, float):
-            return attribute, value
-    return None
+            values[attribute] = float(
+                ops.convert_to_numpy(value._tensor(step)))
+        elif isinstance(value, float):
+            values[attribute] = value
+    return values

@@ -38,8 +38,9 @@ class ScheduleLR(keras.callbacks.Callback):
         restart: Whether the schedule's step 0 is the first step of each
             `fit`. Defaults to `True`.
         momentum_schedule: Optional schedule for the optimizer's `beta_1`
-            (Adam family, Lion, Lamb) or `momentum` (SGD, RMSprop),
-            evaluated in-graph on the same step. Defaults to `None`.
+            (Adam family, Lion, Lamb) or `momentum` (SGD, RMSprop), or
+            both of Muon's `momentum` and `adam_beta_1`, evaluated
+            in-graph on the same step. Defaults to `None`.
         verbose: Whether to print what is installed. Defaults to `0`.
 
     Raises:
@@ -69,22 +70,23 @@ class ScheduleLR(keras.callbacks.Callback):
         self.momentum_schedule = momentum_schedule
         self.restart = bool(restart)
         self.verbose = verbose
-        self.momentum_attribute = None
+        # Names of the optimizer hyperparameters the schedule drives.
+        self.momentum_attributes = ()
 
     def on_train_begin(self, logs=None):
         self._control = _lr_control.attach(self, self.model)
         self._control.set_schedule(self, self.schedule)
         self._control.offset.assign(0)
         self._first_epoch = True
-        self.momentum_attribute = None
+        self.momentum_attributes = ()
         if self.momentum_schedule is not None:
-            self.momentum_attribute = self._control.set_momentum_schedule(
+            self.momentum_attributes = self._control.set_momentum_schedule(
                 self.momentum_schedule)
-            if self.momentum_attribute is None and self.verbose:
+            if not self.momentum_attributes and self.verbose:
                 print(f"{type(self).__name__}: the optimizer "
                       f"{type(self.model.optimizer).__name__} has no "
-                      "`beta_1` or non-zero `momentum`; momentum is not "
-                      "cycled.")
+                      "`beta_1`, `adam_beta_1` or non-zero `momentum`; "
+                      "momentum is not cycled.")
         if self.verbose:
             print(f"{type(self).__name__}: learning rate driven in-graph by "
                   f"{type(self.schedule).__name__}.")
@@ -194,9 +196,12 @@ class OneCycleLR(ScheduleLR):
     optimizer's `beta_1` (Adam, AdamW, Nadam, Adamax, Lion, Lamb and ours)
     or `momentum` (SGD, RMSprop) moves inversely: from `max_momentum` down
     to `base_momentum` while the LR rises, and back up while it falls, with
-    the same cosine shape and step. Optimizers without either (Adagrad,
-    Adadelta, Ftrl, SGD with `momentum=0`, ...) keep their settings; the
-    LR is cycled all the same.
+    the same cosine shape and step. `keras.optimizers.Muon` applies the
+    learning rate to two steps, so both their coefficients are cycled:
+    `momentum` (the orthogonalized step of matrices) and `adam_beta_1`
+    (the AdamW step of the other variables). Optimizers without any
+    (Adagrad, Adadelta, Ftrl, SGD with `momentum=0`, ...) keep their
+    settings; the LR is cycled all the same.
 
     Args:
         maximal_learning_rate: The peak learning rate.
@@ -261,13 +266,14 @@ class LearningRateMonitor(keras.callbacks.Callback):
 
     `History`, `CSVLogger`, `TensorBoard` and the progress bar of later
     epochs then see `learning_rate` (the rate used by the last step of the
-    epoch) and, where the optimizer has one, `momentum` or `beta_1` (of
-    that step too). Works
+    epoch) and, where the optimizer has them, `momentum`, `beta_1` or
+    `adam_beta_1` (of that step too). Works
     with float learning rates, Keras schedules and our in-graph callbacks.
     Place it before `CSVLogger`/`TensorBoard` in the callback list.
 
     Args:
-        log_momentum: Whether to log momentum / `beta_1` too.
+        log_momentum: Whether to log momentum / `beta_1` /
+            `adam_beta_1` too.
             Defaults to `True`.
 
     Example:
@@ -294,9 +300,7 @@ class LearningRateMonitor(keras.callbacks.Callback):
         logs["learning_rate"] = _lr_control.current_learning_rate(
             optimizer, last_step)
         if self.log_momentum:
-            momentum = _lr_control.current_momentum(optimizer, last_step)
-            if momentum is not None:
-                logs[momentum[0]] = momentum[1]
+            logs.update(_lr_control.current_momentum(optimizer, last_step))
 
 
 def restore_optimizer(model):

@@ -342,17 +342,38 @@ class WarmupCosineDecay(LearningRateSchedule):
         }
 
 
+class _StartValue(LearningRateSchedule):
+    """`value` up to step 0, `schedule(step)` after (internal)."""
+
+    def __init__(self, value, schedule):
+        self.value = value
+        self.schedule = schedule
+
+    def __call__(self, step):
+        t = _step(step)
+        return ops.where(t <= 0.0, self.value, self.schedule(t))
+
+
 def one_cycle_phases(start, peak, end, total_steps, pct_start):
     """Two cosine phases start -> peak -> end, PyTorch OneCycleLR timing.
 
-    The peak is reached at step `pct_start * total_steps - 1` and `end` at
-    step `total_steps - 1` (the last step of a `total_steps`-long run).
-    Also used for the inverse momentum cycle of `callbacks.OneCycleLR`.
+    The value is `start` at step 0, `peak` at step
+    `pct_start * total_steps - 1` and `end` at step `total_steps - 1` (the
+    last step of a `total_steps`-long run). When `pct_start * total_steps
+    <= 1` the rise is shorter than one step: step 0 is still at `start`,
+    and the descent from `peak` begins right after it. Also used for the
+    inverse momentum cycle of `callbacks.OneCycleLR`.
 
     Returns:
-        A `JoinSchedules`.
+        A `LearningRateSchedule`.
     """
-    up = max(pct_start * total_steps - 1.0, 0.0)
+    up = pct_start * total_steps - 1.0
+    if up <= 0.0:
+        # The limit of the phases below as `up` falls to 0. PyTorch instead
+        # begins partway down from the peak (`up < 0`) or divides by zero
+        # (`up == 0`): either drops the warmup that `start` is there for.
+        return _StartValue(
+            start, CosineSchedule(peak, end, total_steps - 1.0))
     down = (total_steps - 1.0) - up
     return JoinSchedules(
         [CosineSchedule(start, peak, up), CosineSchedule(peak, end, down)],
@@ -370,6 +391,12 @@ class OneCycleSchedule(_ComposedSchedule):
     at step `pct_start * total_steps - 1`, then anneals to
     `maximal_learning_rate / div_factor / final_div_factor` at step
     `total_steps - 1`, and stays there.
+
+    When `pct_start * total_steps <= 1` the rise is shorter than one step:
+    step 0 still uses the initial learning rate and the annealing from
+    `maximal_learning_rate` starts right after it, so step 1 is already
+    below the peak. (PyTorch there skips the initial rate and starts near
+    the peak, or divides by zero when `pct_start * total_steps == 1`.)
 
     Args:
         maximal_learning_rate: The peak learning rate.

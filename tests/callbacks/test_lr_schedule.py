@@ -171,6 +171,68 @@ def test_one_cycle_sgd_momentum_update_matches_numpy():
     assert float(model.get_weights()[0][0, 0]) == pytest.approx(w, rel=1e-5)
 
 
+
+def newton_schulz5(g, steps=5, a=3.4445, b=-4.7750, c=2.0315):
+    # Muon's quintic Newton-Schulz orthogonalization (Jordan et al.).
+    transposed = g.shape[0] > g.shape[1]
+    x = g.T if transposed else g
+    x = x / (np.linalg.norm(x) + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if transposed else x
+
+
+def test_one_cycle_cycles_both_muon_momenta_in_the_train_step():
+    # Muon updates the 2-D kernel by its Nesterov-momentum step (`momentum`)
+    # and the bias by AdamW (`adam_beta_1`): both follow the cycle, as a
+    # NumPy Muon with the per-step LR and coefficients shows.
+    total, rng = 12, np.random.default_rng(0)
+    x = rng.normal(size=(total, 3)).astype("float32")
+    y = rng.normal(size=(total, 2)).astype("float32")
+    kernel = (0.5 * rng.normal(size=(3, 2))).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.set_weights([kernel, np.zeros(2, "float32")])
+    opt = keras.optimizers.Muon(0.01, weight_decay=0.0,
+                                adam_weight_decay=0.0)
+    model.compile(opt, "mse", steps_per_execution=3)
+    history = model.fit(x, y, batch_size=1, epochs=1, verbose=0,
+                        shuffle=False, callbacks=[
+                            callbacks.OneCycleLR(0.05, total, pct_start=0.5),
+                            callbacks.LearningRateMonitor()])
+
+    w, bias = kernel.astype("float64"), np.zeros(2)
+    m_w, m_b, v_b = np.zeros_like(w), np.zeros(2), np.zeros(2)
+    up = 0.5 * total - 1
+    for t in range(total):
+        if t <= up:
+            lr = torch_cos(0.05 / 25, 0.05, t / up)
+            beta = torch_cos(0.95, 0.85, t / up)
+        else:
+            frac = (t - up) / (total - 1 - up)
+            lr = torch_cos(0.05, 0.05 / 25 / 1e4, frac)
+            beta = torch_cos(0.85, 0.95, frac)
+        # d(mean squared error over 2 outputs) / d(prediction).
+        err = x[t:t + 1] @ w + bias - y[t:t + 1]
+        g_w, g_b = x[t:t + 1].T @ err, err[0]
+        # Muon step of the kernel, Nesterov, Moonlight scale 0.2*sqrt(3).
+        m_w = beta * m_w + g_w
+        w = w - lr * 0.2 * math.sqrt(3) * newton_schulz5(g_w + beta * m_w)
+        # AdamW step of the bias (beta_2 = 0.999, epsilon = 1e-7).
+        m_b = beta * m_b + (1 - beta) * g_b
+        v_b = 0.999 * v_b + 0.001 * g_b**2
+        alpha = lr * math.sqrt(1 - 0.999 ** (t + 1)) / (1 - beta ** (t + 1))
+        bias = bias - alpha * m_b / (np.sqrt(v_b) + 1e-7)
+    got_w, got_b = model.get_weights()
+    np.testing.assert_allclose(got_w, w, atol=1e-6)
+    np.testing.assert_allclose(got_b, bias, atol=1e-5)
+    assert history.history["momentum"] == pytest.approx([beta], rel=1e-5)
+    assert history.history["adam_beta_1"] == pytest.approx([beta], rel=1e-5)
+    # Both come back as the floats Muon was built with.
+    assert type(opt.momentum) is float and opt.momentum == 0.95
+    assert type(opt.adam_beta_1) is float and opt.adam_beta_1 == 0.9
+
+
 def test_schedule_lr_accepts_keras_schedule_and_saves_mid_fit(data,
                                                               tmp_path):
     x, y = data

@@ -70,6 +70,47 @@ def test_one_cycle_matches_pytorch_semantics(pct):
     assert float(s(5000)) == pytest.approx(0.1 / 25 / 1e4, rel=1e-3)
 
 
+
+def one_cycle_reference(step, max_lr, total, pct, div, final_div):
+    # The documented 1cycle: `initial` at step 0, `max_lr` at step
+    # pct * total - 1, `final` from step total - 1 on. A rise shorter than
+    # one step (pct * total <= 1) is step 0 alone, and the descent from
+    # `max_lr` then starts at step 0 (the limit as the peak step falls to 0).
+    initial = max_lr / div
+    final = initial / final_div
+    up = pct * total - 1
+    if step == 0:
+        return initial
+    if up > 0:
+        return torch_one_cycle_reference(step, max_lr, total, pct, div,
+                                         final_div)
+    frac = min(step / (total - 1), 1.0)
+    return final + (max_lr - final) / 2 * (math.cos(math.pi * frac) + 1)
+
+
+def test_one_cycle_short_rise_starts_at_initial_lr():
+    cases = [
+        (5, 0.1), (3, 0.3), (2, 0.25),  # pct * total < 1
+        (5, 0.2), (4, 0.25),  # pct * total == 1 (PyTorch divides by zero)
+        (5, 0.3), (2, 0.75), (10, 0.25),  # pct * total > 1
+    ]
+    for total, pct in cases:
+        s = S.OneCycleSchedule(0.1, total_steps=total, pct_start=pct)
+        steps = list(range(total + 3))
+        got = values(s, steps)
+        expected = [one_cycle_reference(t, 0.1, total, pct, 25.0, 1e4)
+                    for t in steps]
+        case = f"total_steps={total}, pct_start={pct}"
+        assert np.isfinite(got).all(), case
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9,
+                                   err_msg=case)
+        # Step 0 is the warmup's start, never the peak; the end is exact.
+        assert got[0] == pytest.approx(0.1 / 25), case
+        np.testing.assert_allclose(got[total - 1:], 0.1 / 25 / 1e4,
+                                   rtol=1e-3, err_msg=case)
+        assert got.max() <= 0.1 * (1 + 1e-6), case
+
+
 def warmup_cosine_reference(t, peak, total, warmup, init, hold, alpha):
     if t < warmup:
         return init + (peak - init) * t / warmup
@@ -202,6 +243,7 @@ def test_model_with_schedule_optimizer_reloads_safe_mode(tmp_path):
      "hold_steps"),
     (lambda: S.WarmupCosineDecay(0.0, 100), "peak_learning_rate"),
     (lambda: S.WarmupCosineDecay(1e-3, 0), "total_steps"),
+    (lambda: S.OneCycleSchedule(0.1, 1), "total_steps"),
     (lambda: S.OneCycleSchedule(0.1, 100, pct_start=1.0), "pct_start"),
     (lambda: S.OneCycleSchedule(0.1, 100, div_factor=0.5), "div_factor"),
     (lambda: S.StepDecay(0.1, 0.5), "step_size"),
