@@ -161,7 +161,8 @@ def time_to_accuracy(data, seeds, max_epochs):
 
 
 def _same_setup(data, epochs, seed):
-    """The recipe's model, optimizer and pipeline, wired by hand."""
+    """The recipe's model, optimizer (with its weight average) and
+    pipeline, wired by hand."""
     (x, y), (xv, yv) = data
     keras.utils.set_random_seed(seed)
     model = build_image_classifier(small_cnn((28, 28, 1)), "unit",
@@ -175,7 +176,8 @@ def _same_setup(data, epochs, seed):
         _DEFAULTS["schedule"], peak, total,
         round(_DEFAULTS["warmup_fraction"] * total))
     model.compile(_training.make_optimizer(_DEFAULTS["optimizer"], schedule,
-                                           _DEFAULTS["weight_decay"]),
+                                           _DEFAULTS["weight_decay"],
+                                           _DEFAULTS["ema_momentum"]),
                   keras.losses.CategoricalCrossentropy(
                       label_smoothing=_DEFAULTS["label_smoothing"]),
                   metrics=[keras.metrics.CategoricalAccuracy(
@@ -235,8 +237,12 @@ def _run_hand_written(data, epochs, seed):
     model = _same_setup(data, epochs, seed)
     train = _pipeline(x, y, training=True, seed=seed)
     val = _pipeline(xv, yv, training=False)
+    # What a Keras user writes to validate the weight average, as the
+    # recipe does.
+    swap = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+            if _DEFAULTS["ema_momentum"] else [])
     model.fit(train, validation_data=val, epochs=epochs, shuffle=False,
-              verbose=0)
+              verbose=0, callbacks=swap)
     return time.perf_counter() - start
 
 

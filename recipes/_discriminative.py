@@ -76,7 +76,12 @@ class DiscriminativeOptimizer(WrapperOptimizer):
         head, body = self._groups(var_list)
         self.inner_optimizer.build([var_list[i] for i in head])
         self.backbone_optimizer.build([var_list[i] for i in body])
-        keras.optimizers.Optimizer.build(self, var_list)
+        # The averages (`use_ema`) live in the two wrapped optimizers.
+        self._building_wrapper = True
+        try:
+            keras.optimizers.Optimizer.build(self, var_list)
+        finally:
+            self._building_wrapper = False
 
     @property
     def variables(self):

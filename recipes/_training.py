@@ -30,7 +30,7 @@ from callbacks.checkpointing import (
     latest_checkpoint,
     load_checkpoint,
 )
-from recipes import distribute
+from recipes import _ema, distribute
 from recipes import optimizers as optimizer_registry
 
 SCHEDULES = ("warmup_cosine", "one_cycle", "cyclical", "constant")
@@ -113,18 +113,23 @@ def make_schedule(schedule, peak_learning_rate, total_steps, warmup_steps):
                                                  total_steps - 1))
 
 
-def make_optimizer(name, learning_rate, weight_decay):
+def make_optimizer(name, learning_rate, weight_decay, ema_momentum=None):
     """An optimizer from the registry, weight decay off biases and norms.
 
     Args:
         name: A name from `recipes.optimizers.list_optimizers()`.
         learning_rate: A float or a schedule.
         weight_decay: Decoupled weight decay, or `None`/0 for none.
+        ema_momentum: Momentum of a moving average of the weights the
+            optimizer keeps (`use_ema`), or `None` for none. Defaults to
+            `None`.
 
     Returns:
         A new `keras.optimizers.Optimizer`.
     """
     kwargs = {"weight_decay": weight_decay} if weight_decay else {}
+    if ema_momentum is not None:
+        kwargs.update(use_ema=True, ema_momentum=ema_momentum)
     optimizer = optimizer_registry.get(name, learning_rate=learning_rate,
                                        **kwargs)
     if weight_decay:
@@ -554,7 +559,8 @@ def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
         output_dir=out, phase=phase, early_stopping=early_stopping,
         patience=patience, has_validation=val is not None, verbose=verbose,
         extra=extra_callbacks, best=max(so_far) if so_far else None,
-        resuming=status == "unfinished")
+        resuming=status == "unfinished",
+        ema=bool(_ema.ema_pairs(model.optimizer)))
     # Inside the scope: a model from `distribute.prepare_model` does not
     # carry its strategy.
     with runtime.strategy.scope():
@@ -603,8 +609,14 @@ def align_shuffle(train, out, epoch):
 
 def make_callbacks(*, output_dir, phase, early_stopping, patience,
                    has_validation, verbose, extra=(), best=None,
-                   resuming=False):
-    """Callbacks of one phase: early stopping, run-directory writers."""
+                   resuming=False, ema=False):
+    """Callbacks of one phase: early stopping, run-directory writers.
+
+    With `ema` (the optimizer keeps a weight average), validation, early
+    stopping, the best-model file and the `extra` callbacks see the
+    averaged weights at each epoch end; the crash-resume checkpoint is
+    written with the raw weights in the model (see `recipes._ema`).
+    """
     monitor = "val_accuracy" if has_validation else "accuracy"
     found = list(extra)
     stoppers = []
@@ -615,6 +627,11 @@ def make_callbacks(*, output_dir, phase, early_stopping, patience,
     found.extend(stoppers)
     found.extend(output_dir.callbacks(phase, monitor, "max", best=best,
                                       resuming=resuming, track=stoppers))
+    if ema:
+        first, last = _ema.ema_callbacks()
+        at = next((i for i, c in enumerate(found)
+                   if isinstance(c, Checkpointing)), len(found))
+        found = [first, *found[:at], last, *found[at:]]
     return found
 
 

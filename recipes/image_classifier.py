@@ -223,6 +223,8 @@ def _check_args(kw):
         )
     check_number("dropout", kw["dropout"], low=0.0, high=1.0,
                  high_inclusive=False)
+    check_number("ema_momentum", kw["ema_momentum"], low=0.0, high=1.0,
+                 high_inclusive=False, allow_none=True)
     check_number("mixup", kw["mixup"], low=0.0)
     check_number("cutmix", kw["cutmix"], low=0.0)
     check_number("backbone_lr_ratio", kw["backbone_lr_ratio"], low=0.0,
@@ -257,10 +259,10 @@ def fit_image_classifier(
         backbone="auto", weights="auto", image_size=None, epochs=10,
         fine_tune_epochs=None, fine_tune_layers="auto",
         backbone_lr_ratio=0.1, optimizer="adamw", learning_rate=None,
-        schedule="warmup_cosine", warmup_fraction=0.1, label_smoothing=0.1,
-        dropout=0.2, weight_decay=0.05, augment="auto", mixup=0.0,
-        cutmix=0.0, batch_size=32, early_stopping=True, patience=None,
-        callbacks=None, strategy="auto", mixed_precision="auto",
+        schedule="warmup_cosine", warmup_fraction=0.05, label_smoothing=0.1,
+        dropout=0.2, weight_decay=0.05, ema_momentum=0.93, augment="auto",
+        mixup=0.0, cutmix=0.0, batch_size=32, early_stopping=True,
+        patience=None, callbacks=None, strategy="auto", mixed_precision="auto",
         steps_per_execution="auto", output_dir=None, overwrite=False,
         seed=None, verbose=1):
     """Train an image classifier, transfer learning included, in one call.
@@ -321,12 +323,27 @@ def fit_image_classifier(
         schedule: `"warmup_cosine"`, `"one_cycle"`, `"cyclical"` or
             `"constant"`. Defaults to `"warmup_cosine"`.
         warmup_fraction: Fraction of each phase spent warming up
-            (`"warmup_cosine"`). Defaults to `0.1`.
+            (`"warmup_cosine"`). With the weight average (`ema_momentum`)
+            a shorter warmup trains faster: on MNIST-5k (`small_cnn`, 10
+            epochs, three splits of 5 seeds) 0.05 instead of 0.1 raised
+            validation accuracy after the second epoch by 0.14-0.18 points
+            on average, and after the first by 0.9-1.4 points. Defaults to
+            `0.05`.
         label_smoothing: Label smoothing of the cross-entropy. Defaults to
             `0.1`.
         dropout: Dropout before the classifier. Defaults to `0.2`.
         weight_decay: Decoupled weight decay (not on biases and norm
             parameters); `None` or 0 for none. Defaults to `0.05`.
+        ema_momentum: Momentum of an exponential moving average of the
+            weights (Polyak averaging, Keras's `use_ema`), updated every
+            step; `None` for none. Validation, early stopping and the best
+            model use the averaged weights, and the returned model holds
+            them; the raw weights go on training. The average of the last
+            dozen or so steps evens out the noise of a high learning rate:
+            on MNIST-5k (`small_cnn`, 10-epoch warmup-cosine, 5 seeds on
+            each of two splits) momentum 0.9-0.95 raised validation
+            accuracy after the second epoch by 0.58-0.74 points on average
+            (see the README benchmark). Defaults to `0.93`.
         augment: `"default"` (small shifts, rotations, zooms),
             `"flip"`, `"randaugment"`, `"none"`, Keras layers, or `"auto"`:
             `"default"` for pretrained backbones, `"none"` for backbones
@@ -490,7 +507,7 @@ def fit_image_classifier(
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: _training.make_optimizer(
-            optimizer, s(peak), weight_decay), **fit_kw)
+            optimizer, s(peak), weight_decay, ema_momentum), **fit_kw)
 
     if unfrozen:
         backbone_model.trainable = True
@@ -503,10 +520,10 @@ def fit_image_classifier(
         def two_rates(make):
             return DiscriminativeOptimizer(
                 _training.make_optimizer(optimizer, make(head_peak),
-                                         weight_decay),
+                                         weight_decay, ema_momentum),
                 _training.make_optimizer(
                     optimizer, make(head_peak * backbone_lr_ratio),
-                    weight_decay),
+                    weight_decay, ema_momentum),
                 backbone_paths=paths)
 
         second = _training.fit_phase(
@@ -534,7 +551,8 @@ def fit_image_classifier(
             history=history, optimizer=optimizer, schedule=schedule,
             warmup_fraction=warmup_fraction,
             label_smoothing=label_smoothing, weight_decay=weight_decay,
-            batch_size=batch_size, early_stopping=early_stopping,
+            ema_momentum=ema_momentum, batch_size=batch_size,
+            early_stopping=early_stopping,
             patience=patience, seed=seed),
     }
     out.write(model, config, metrics, history)
