@@ -17,6 +17,11 @@ def float_or_auto(value):
     return value if value == "auto" else float(value)
 
 
+def float_or_none(value):
+    """`None` for `"none"` (any case), else a float."""
+    return None if value.lower() == "none" else float(value)
+
+
 def int_or_name(value):
     """An integer, or the text itself (a layer name, `"auto"`, `"all"`)."""
     return int(value) if value.lstrip("-").isdigit() else value

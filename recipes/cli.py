@@ -20,6 +20,7 @@ from recipes import _training
 from recipes._cli_common import (
     EXIT_BAD_INPUT,
     float_or_auto,
+    float_or_none,
     format_table,
     int_or_name,
     load_images,
@@ -105,8 +106,12 @@ def add_fit_image_classifier(subparsers):
                         default="auto",
                         help="auto, all, a layer count or a layer name")
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--augment", default="default",
-                        help="default, flip, randaugment or none")
+    parser.add_argument("--ema-momentum", type=float_or_none, default=0.93,
+                        help="momentum of the validated and returned "
+                        "weight average, or none")
+    parser.add_argument("--augment", default="auto",
+                        help="auto (default for pretrained backbones, none "
+                        "from scratch), default, flip, randaugment or none")
     parser.add_argument("--mixup", type=float, default=0.0)
     parser.add_argument("--cutmix", type=float, default=0.0)
     add_training_arguments(parser)
@@ -128,7 +133,8 @@ def _run_fit_image_classifier(args):
         fine_tune_layers=args.fine_tune_layers, optimizer=args.optimizer,
         learning_rate=args.learning_rate, schedule=args.schedule,
         label_smoothing=args.label_smoothing, dropout=args.dropout,
-        weight_decay=args.weight_decay, augment=args.augment,
+        weight_decay=args.weight_decay, ema_momentum=args.ema_momentum,
+        augment=args.augment,
         mixup=args.mixup, cutmix=args.cutmix, batch_size=args.batch_size,
         early_stopping=args.early_stopping, patience=args.patience,
         strategy=args.strategy, mixed_precision=args.mixed_precision,

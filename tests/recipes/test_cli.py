@@ -70,3 +70,23 @@ def test_bad_npz_and_bad_option(tmp_path, capsys):
     assert main(["fit-image-classifier", str(tmp_path / "ok.npz"),
                  "--optimizer", "nope"]) == 2
     assert "optimizer" in capsys.readouterr().err
+
+
+def test_option_defaults_are_the_functions_defaults():
+    import inspect
+
+    from recipes import fit_image_classifier
+    from recipes.cli import build_parser
+
+    args = vars(build_parser().parse_args(["fit-image-classifier", "x.npz"]))
+    signature = inspect.signature(fit_image_classifier).parameters
+    # Shown per epoch on a terminal; the function defaults to progress bars.
+    cli_only = {"verbose", "data"}
+    shared = sorted(set(args) & set(signature) - cli_only)
+    assert {"augment", "ema_momentum", "dropout", "epochs"} <= set(shared)
+    differ = {name: (args[name], signature[name].default) for name in shared
+              if args[name] != signature[name].default}
+    assert differ == {}
+    none = build_parser().parse_args(
+        ["fit-image-classifier", "x.npz", "--ema-momentum", "None"])
+    assert none.ema_momentum is None
