@@ -272,10 +272,9 @@ def decay_kernels_only(optimizer, model):
     Raises:
         TypeError: If `optimizer` is not a Keras optimizer, or `model` not a
             Keras model or layer.
-        ValueError: If the optimizer has no weight decay, is already
-            built or is `LARS` (its coupled decay ignores the exclusion:
-            use its `exclude_bias_and_norm`), or the model is not built or
-            has no kernel.
+        ValueError: If the optimizer has no weight decay (for `LARS`: its
+            own coupled `weight_decay`) or is already built, or the model
+            is not built or has no kernel.
 
     Example:
 
@@ -290,19 +289,15 @@ def decay_kernels_only(optimizer, model):
             "Argument `optimizer` must be a keras.optimizers.Optimizer. "
             f"Received: optimizer={optimizer!r}"
         )
-    if isinstance(innermost_optimizer(optimizer), LARS):
-        raise ValueError(
-            "Argument `optimizer` is LARS, whose `weight_decay` is coupled "
-            "to its trust ratio and is not Keras's decoupled decay, so "
-            "`exclude_from_weight_decay` cannot restrict it. Use "
-            "`LARS(exclude_bias_and_norm=True)` (the default), which already "
-            "leaves biases and normalization parameters undecayed. "
-            f"Received: optimizer={optimizer.name!r}"
-        )
-    if not optimizer.weight_decay:
+    inner = innermost_optimizer(optimizer)
+    # LARS keeps its (coupled) decay apart from Keras's `weight_decay` and
+    # honours the same exclusion list.
+    decay = (inner.lars_weight_decay if isinstance(inner, LARS)
+             else optimizer.weight_decay)
+    if not decay:
         raise ValueError(
             "Argument `optimizer` has no weight decay to restrict. Received: "
-            f"optimizer.weight_decay={optimizer.weight_decay!r}"
+            f"optimizer.weight_decay={decay!r}"
         )
     if optimizer.built:
         raise ValueError(

@@ -33,7 +33,10 @@ class LARS(keras.optimizers.Optimizer):
     Keras's decoupled decay. By default (`exclude_bias_and_norm=True`)
     variables of rank <= 1 (biases, normalization scales and offsets) take a
     plain momentum step (trust 1) without decay, as is standard practice for
-    LARS. A layer whose weight or gradient norm is 0 also uses trust 1.
+    LARS. Variables excluded through Keras's `exclude_from_weight_decay`
+    (also `recipes.regularization.decay_kernels_only`) keep the trust ratio
+    and lose the decay: their `weight_decay` is 0 in both formulas. A layer
+    whose weight or gradient norm is 0 also uses trust 1.
 
     Args:
         learning_rate: Global learning rate: a float, a `LearningRateSchedule`
@@ -107,7 +110,9 @@ class LARS(keras.optimizers.Optimizer):
         g = as_dense(gradient, dtype)
         v = self._momentums[self._get_variable_index(variable)]
         if self._adapts(variable):
-            wd = self.lars_weight_decay
+            # Keras's exclusion list (`exclude_from_weight_decay`).
+            wd = self.lars_weight_decay if self._use_weight_decay(
+                variable) else 0.0
             w_norm = ops.sqrt(ops.sum(ops.square(variable)))
             g_norm = ops.sqrt(ops.sum(ops.square(g)))
             trust = ops.where(

@@ -312,18 +312,25 @@ def test_weight_decay_rate_is_per_apply_call_under_accumulation():
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_decay_kernels_only_explains_lars_coupled_decay(wrapped):
-    # LARS has a decay, but its own (coupled to the trust ratio, ignoring
-    # `exclude_from_weight_decay`): the error must say so, not claim there
-    # is no decay.
+def test_decay_kernels_only_restricts_lars_coupled_decay(wrapped):
+    # LARS keeps its decay apart from Keras's `weight_decay` (it is coupled
+    # to the trust ratio); the exclusion still applies to it. With zero
+    # gradients and trust 1 (gradient norm 0), one step of LARS is
+    # w - lr * wd * w for decayed variables and leaves excluded ones.
     from recipes.optimizers import LARS, Lookahead
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
-        2, name="fc")], name="net")
-    optimizer = LARS(weight_decay=1e-4)
+        2, name="fc", bias_initializer="ones")], name="net")
+    optimizer = LARS(learning_rate=0.1, weight_decay=0.5, momentum=0.0,
+                     exclude_bias_and_norm=False)
     if wrapped:
         optimizer = Lookahead(optimizer)
-    with pytest.raises(ValueError, match="exclude_bias_and_norm") as info:
-        decay_kernels_only(optimizer, model)
-    assert "LARS" in str(info.value)
-    assert "no weight decay" not in str(info.value)
+    assert decay_kernels_only(optimizer, model) == ["net/fc/bias"]
+    kernel = model.layers[0].kernel.numpy()
+    optimizer.apply([keras.ops.zeros((4, 2)), keras.ops.zeros((2,))],
+                    model.trainable_variables)
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(),
+                               kernel * (1 - 0.1 * 0.5), rtol=1e-6)
+    np.testing.assert_array_equal(model.layers[0].bias.numpy(), np.ones(2))
+    with pytest.raises(ValueError, match="no weight decay"):
+        decay_kernels_only(LARS(), model)

@@ -52,6 +52,31 @@ def test_matches_paper_algorithm(nesterov, exclude):
             np.testing.assert_allclose(v.numpy(), e, rtol=RTOL, atol=ATOL)
 
 
+def test_excluded_variables_keep_the_trust_ratio_without_decay():
+    # Keras's exclusion list zeroes LARS's coupled decay for the excluded
+    # variables (in the trust ratio and in the step), not the trust ratio.
+    rng = np.random.default_rng(1)
+    params = [rng.normal(size=(3, 4)).astype("float32") for _ in range(2)]
+    grads = [[rng.normal(size=(3, 4)).astype("float32") for _ in range(2)]
+             for _ in range(3)]
+    variables = [keras.Variable(params[0], name="kernel"),
+                 keras.Variable(params[1], name="table")]
+    opt = LARS(learning_rate=2.0, momentum=0.9, weight_decay=0.05,
+               trust_coefficient=0.001)
+    opt.exclude_from_weight_decay(var_names=["table"])
+    decayed = lars_reference(params[:1], [g[:1] for g in grads], 2.0, 0.9,
+                             0.05, 0.001, False, True)
+    excluded = lars_reference(params[1:], [g[1:] for g in grads], 2.0, 0.9,
+                              0.0, 0.001, False, True)
+    for step, step_grads in enumerate(grads):
+        opt.apply([keras.ops.convert_to_tensor(g) for g in step_grads],
+                  variables)
+        np.testing.assert_allclose(variables[0].numpy(), decayed[step][0],
+                                   rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(variables[1].numpy(), excluded[step][0],
+                                   rtol=RTOL, atol=ATOL)
+
+
 def test_weight_decay_is_not_applied_twice():
     # LARS's decay lives in its update; Keras's decoupled decay stays off.
     opt = LARS(weight_decay=0.1)
