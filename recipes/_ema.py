@@ -14,11 +14,11 @@ checkpoint, so a checkpoint always holds the raw weights in the model and
 the average in the optimizer, as during training, and a resumed run goes
 on exactly.
 
-Keras's own `keras.callbacks.SwapEMAWeights(swap_on_epoch=True)` leaves
-the average in the model between epochs, so a checkpoint written at an
-epoch end would hold the two swapped, and it swaps through additions and
-subtractions, which round: each swap changes both copies in their last
-bits. The swap here copies.
+Keras's own `keras.callbacks.SwapEMAWeights(swap_on_epoch=True)` keeps
+the average in the model from each epoch end to the next epoch's start, so
+a checkpoint written at an epoch end would hold the two swapped, and it
+swaps through additions and subtractions, which round: each swap changes
+both copies in their last bits. The swap here copies.
 """
 
 import keras
