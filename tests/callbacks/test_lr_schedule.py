@@ -302,13 +302,20 @@ def _tiny_model(optimizer):
     return model
 
 
-def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
+def _interrupted_one_cycle(opt):
+    """A model whose `fit` with OneCycleLR raised at batch 3 (no
+    on_train_end, so the controller stays on `opt`)."""
     x, y = _tiny()
-    opt = RecordingSGD(0.5, momentum=0.9)
     model = _tiny_model(opt)
     with pytest.raises(RuntimeError, match="interrupted"):
         model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[
             callbacks.OneCycleLR(1.0, 100), _FailAtBatch(3)])
+    return model, x, y
+
+
+def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
+    opt = RecordingSGD(0.5, momentum=0.9)
+    model, x, y = _interrupted_one_cycle(opt)
     # A new schedule callback replaces the stale controller (no "Only one
     # learning-rate schedule callback" error) and counts from its start.
     model.fit(x, y, batch_size=4, epochs=2, verbose=0,
@@ -324,12 +331,8 @@ def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
 
 
 def test_restore_optimizer_after_an_interrupted_fit():
-    x, y = _tiny()
     opt = RecordingSGD(0.01, momentum=0.9)
-    model = _tiny_model(opt)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[
-            callbacks.OneCycleLR(1.0, 100), _FailAtBatch(3)])
+    model, x, y = _interrupted_one_cycle(opt)
     assert callbacks.restore_optimizer(model) is True
     assert callbacks.restore_optimizer(model) is False
     assert isinstance(opt.learning_rate, keras.Variable)
