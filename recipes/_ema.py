@@ -76,8 +76,8 @@ class _Swapped:
         self.pairs = []
 
 
-class _SwapIn(keras.callbacks.Callback):
-    """Average in the model for validation and the epoch-end callbacks."""
+class _Swap(keras.callbacks.Callback):
+    """Moves the average in or out of the model, through shared state."""
 
     def __init__(self, state):
         super().__init__()
@@ -87,6 +87,10 @@ class _SwapIn(keras.callbacks.Callback):
         if self._state.in_model != in_model:
             swap(self._state.pairs)
             self._state.in_model = in_model
+
+
+class _SwapIn(_Swap):
+    """Average in the model for validation and the epoch-end callbacks."""
 
     def on_train_begin(self, logs=None):
         self._state.pairs = ema_pairs(self.model.optimizer)
@@ -102,17 +106,8 @@ class _SwapIn(keras.callbacks.Callback):
         self._to(True)
 
 
-class _SwapOut(_SwapIn):
+class _SwapOut(_Swap):
     """Raw weights back in the model: before checkpointing, next epoch."""
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_test_begin(self, logs=None):
-        pass
-
-    def on_test_end(self, logs=None):
-        pass
 
     def on_epoch_end(self, epoch, logs=None):
         self._to(False)
