@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from callbacks import _state
+from callbacks import _ownership, _state
 from callbacks._validation import check_number
 
 FORMAT_VERSION = 1
@@ -283,9 +283,12 @@ class Checkpointing(keras.callbacks.Callback):
 
     Checkpoints are single `.npz` files (no pickles) numbered in save
     order, written to a temporary file, synced and renamed over, so a crash
-    never leaves a half-written checkpoint under a checkpoint name. The
-    newest `keep` are kept; a truncated or corrupt newest checkpoint is
-    skipped with a warning in favour of the previous one. A state holding
+    never leaves a half-written checkpoint under a checkpoint name. Each is
+    listed in the directory's manifest (`.keras-recipes.json`) before it is
+    written, and only listed files are ever deleted: other files in the
+    directory are left alone. The newest `keep` are kept; a truncated or
+    corrupt newest checkpoint is skipped with a warning in favour of the
+    previous one. A state holding
     NaN or infinity is never written. Under multi-worker training only the
     chief writes; every worker restores. The last checkpoint of a
     completed `fit` is marked finished (`checkpoint_status`).
@@ -398,12 +401,15 @@ class Checkpointing(keras.callbacks.Callback):
             int(_NAME.match(os.path.basename(existing[0])).group(1))
             if existing else 0
         )
-        path = os.path.join(
-            self.directory, f"{_PREFIX}{number:012d}{_SUFFIX}"
-        )
+        name = f"{_PREFIX}{number:012d}{_SUFFIX}"
+        path = os.path.join(self.directory, name)
+        # Listed before it exists: a crash never leaves a file of ours
+        # unlisted, so only listed files are ever removed.
+        _ownership.claim(self.directory, name)
         _write_atomically(path, arrays)
-        for old in _checkpoint_paths(self.directory)[self.keep:]:
-            os.remove(old)
+        _ownership.remove_owned(self.directory, [
+            os.path.basename(old)
+            for old in _checkpoint_paths(self.directory)[self.keep:]])
         if self.verbose:
             print(f"Checkpointing: saved step {step} (epoch {epoch}, "
                   f"batch {step_in_epoch}) to {path}")
@@ -464,10 +470,13 @@ class Checkpointing(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
+        mine = _ownership.owned(self.directory)
         for stale in glob.glob(
             os.path.join(glob.escape(self.directory), f".{_PREFIX}*.tmp-*")
         ):
-            os.remove(stale)
+            # The temporary file of a checkpoint of ours a crash cut short.
+            if os.path.basename(stale)[1:].split(".tmp-")[0] in mine:
+                os.remove(stale)
         self._skip = 0
         self._resume_epoch = None
         self._saved = None

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from callbacks import ScheduleLR
+from callbacks import ScheduleLR, _ownership
 from callbacks.checkpointing import (
     Checkpointing,
     checkpoint_status,
@@ -247,7 +247,7 @@ def finished_run(_finished_run, tmp_path):
 
 def test_keeps_newest_files_and_marks_finished(finished_run):
     directory, _ = finished_run
-    names = sorted(os.listdir(directory))
+    names = sorted(_listing(directory))
     # Saves 1-6 at steps 3, 6, ..., 18 and save 7, the finished state, at
     # step 20; the newest 3 are kept.
     assert names == [f"ckpt-{n:012d}.npz" for n in (5, 6, 7)]
@@ -285,7 +285,7 @@ def test_save_freq_epoch(tmp_path, digits_8x8):
 
 def test_truncated_newest_checkpoint_falls_back_with_warning(finished_run):
     directory, _ = finished_run
-    newest, previous, _ = sorted(os.listdir(directory), reverse=True)
+    newest, previous, _ = sorted(_listing(directory), reverse=True)
     path = directory / newest
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.warns(UserWarning, match="unreadable"):
@@ -296,7 +296,7 @@ def test_truncated_newest_checkpoint_falls_back_with_warning(finished_run):
 
 def test_bit_flipped_checkpoint_is_detected(finished_run):
     directory, _ = finished_run
-    newest = directory / sorted(os.listdir(directory))[-1]
+    newest = directory / sorted(_listing(directory))[-1]
     data = bytearray(newest.read_bytes())
     data[len(data) // 3] ^= 0xFF
     newest.write_bytes(bytes(data))
@@ -306,7 +306,7 @@ def test_bit_flipped_checkpoint_is_detected(finished_run):
 
 def test_all_checkpoints_corrupt_is_a_clear_error(finished_run):
     directory, _ = finished_run
-    for name in os.listdir(directory):
+    for name in _listing(directory):
         (directory / name).write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning), pytest.raises(ValueError,
                                                   match="directory="):
@@ -321,24 +321,51 @@ def _attached(directory, **kwargs):
     return callback
 
 
+def _listing(directory):
+    """Entries of a checkpoint directory but its ownership manifest."""
+    return [n for n in os.listdir(directory) if n != _ownership.MANIFEST]
+
+
 def test_stale_temporary_file_is_ignored_and_removed(tmp_path):
+    # Only the temporary file of a checkpoint the manifest lists is ours.
+    _ownership.claim(tmp_path, "ckpt-000000000001.npz")
     stale = tmp_path / ".ckpt-000000000001.npz.tmp-123"
     stale.write_bytes(b"half written")
+    users = tmp_path / ".ckpt-000000000002.npz.tmp-9"
+    users.write_bytes(b"not ours")
     assert checkpoint_status(tmp_path) == "empty"
     _attached(tmp_path)
     assert not stale.exists()
+    assert users.read_bytes() == b"not ours"
+
+
+def test_only_listed_checkpoints_are_deleted(tmp_path):
+    # A checkpoint-named file the manifest does not list (a user's, or one
+    # of an older version) is read but never rotated away.
+    callback = _attached(tmp_path, keep=2)
+    callback._save(epoch=0, step_in_epoch=0)
+    (first,) = _listing(tmp_path)
+    manifest = json.loads((tmp_path / _ownership.MANIFEST).read_text())
+    manifest["entries"].remove(first)
+    (tmp_path / _ownership.MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "notes.txt").write_text("mine")
+    for _ in range(3):
+        callback._save(epoch=0, step_in_epoch=0)
+    names = sorted(_listing(tmp_path))
+    assert names == [first, "ckpt-000000000003.npz", "ckpt-000000000004.npz",
+                     "notes.txt"]
 
 
 def test_non_finite_state_is_never_written(tmp_path):
     callback = _attached(tmp_path)
     callback._save(epoch=0, step_in_epoch=0)
-    (name,) = os.listdir(tmp_path)
+    (name,) = _listing(tmp_path)
     before = (tmp_path / name).read_bytes()
     kernel = callback.model.layers[1].kernel
     kernel.assign(np.full(kernel.shape, np.nan, "float32"))
     with pytest.warns(UserWarning, match="non-finite"):
         callback._save(epoch=0, step_in_epoch=0)
-    assert os.listdir(tmp_path) == [name]
+    assert _listing(tmp_path) == [name]
     assert (tmp_path / name).read_bytes() == before
 
 
