@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 import callbacks as cb
+from callbacks import _ownership
 from callbacks._validation import check_choice, check_number
 from callbacks.checkpointing import (
     Checkpointing,
@@ -245,33 +246,52 @@ def steps_per_execution_for(steps_per_execution, steps_per_epoch,
 class OutputDir:
     """A run directory: best model, history, logs, config, plots.
 
-    A directory holding a finished run is refused unless `overwrite=True`
-    (then only the files this class writes are replaced); an unfinished one
-    (crashed) is resumed: each training phase checkpoints to
-    `checkpoints/phase<N>` through `callbacks.Checkpointing`, a finished
-    phase is not trained again (its weights and history are read back), an
-    interrupted one resumes at its last completed epoch with its early
-    stopping and best-model state, and `history.csv` keeps one row per
-    epoch. Nothing is written before `open()`, which recipes call once
-    their arguments and data are checked. Under multi-worker training only
-    the chief writes the directory; the other workers run the same writers
+    The directory's manifest (`.keras-recipes.json`, see
+    `callbacks._ownership`) lists what the recipe created there and the
+    settings the run started with. Only listed entries are ever replaced or
+    deleted. A file or folder of the recipe's names that the manifest does
+    not list (a user's own `run.json`, `best.keras`, `checkpoints/`) is
+    refused unless `overwrite=True`; even then it is only written over,
+    never deleted (and a foreign `checkpoints/`, which training would
+    resume from, is refused outright).
+
+    A finished run is refused unless `overwrite=True` (then what it created
+    is deleted first); an unfinished one (crashed) is resumed when the
+    recipe is called with the same settings, and refused with the list of
+    changed settings otherwise (`overwrite=True` starts it over). Each
+    training phase checkpoints to `checkpoints/phase<N>` through
+    `callbacks.Checkpointing`, a finished phase is not trained again (its
+    weights and history are read back), an interrupted one resumes at its
+    last completed epoch with its early stopping and best-model state, and
+    `history.csv` keeps one row per epoch. When the run finishes, the
+    crash-resume checkpoints are deleted, and so is `best.keras` when it
+    holds the same weights as `model.keras`.
+
+    Nothing is written before `open()`, which recipes call once their
+    arguments and data are checked. Under multi-worker training only the
+    chief writes the directory; the other workers run the same writers
     (saving a model joins collective ops) into a temporary directory that
     is deleted at the end, and every worker reads the checkpoints (the
     directory must be shared).
 
     Args:
         path: The directory, or `None` for no artifacts.
-        overwrite: Whether a finished run may be replaced.
+        overwrite: Whether a finished run, a run of other settings or files
+            the recipe did not create may be written over.
+        settings: JSON-able settings that shape training (see
+            `run_settings`), or `None` to skip the resume check.
     """
 
     FILES = ("best.keras", "model.keras", "history.csv", "run.json",
              "training_curves.png")
     DIRS = ("logs", "checkpoints")
 
-    def __init__(self, path, overwrite=False):
+    def __init__(self, path, overwrite=False, settings=None):
         self.path = None if path is None else os.fspath(path)
         self.writer = is_chief()
         self._root = self.path
+        self.settings = settings
+        self._restart = False
         # Epochs of the training pipeline's shuffle drawn in this process
         # (see `align_shuffle`).
         self.epochs_drawn = 0
@@ -283,24 +303,46 @@ class OutputDir:
                 f"output_dir={self.path!r} (an existing file)"
             )
         self.overwrite = overwrite
-        if self.finished() and not overwrite:
+        self._foreign = _ownership.foreign(self.path, self.FILES + self.DIRS)
+        received = f"Received: output_dir={self.path!r}"
+        if self._foreign and not overwrite:
             raise ValueError(
-                "Argument `output_dir` holds a finished run; pass "
-                "`overwrite=True` to replace it. Received: "
-                f"output_dir={self.path!r}"
+                "Argument `output_dir` holds files keras-recipes did not "
+                f"create ({', '.join(self._foreign)}); choose another "
+                "directory, or pass `overwrite=True` to write over them "
+                f"(they are never deleted). {received}"
             )
-        foreign = self._foreign_files()
-        if foreign and not overwrite:
+        if "checkpoints" in self._foreign:
             raise ValueError(
-                "Argument `output_dir` holds files the recipe would "
-                f"overwrite ({', '.join(foreign)}) but no run of it (no "
-                "`run.json` or `checkpoints/`); choose another directory "
-                "or pass `overwrite=True` to replace them. Received: "
-                f"output_dir={self.path!r}"
+                "Argument `output_dir` holds a `checkpoints/` folder "
+                "keras-recipes did not create, which training would resume "
+                "from; move it away or choose another directory. "
+                f"{received}"
             )
+        if self.finished():
+            if not overwrite:
+                raise ValueError(
+                    "Argument `output_dir` holds a finished run; pass "
+                    "`overwrite=True` to replace it, or choose another "
+                    f"directory. {received}"
+                )
+            self._restart = True
+        elif self._resumable():
+            changes = _ownership.changed_settings(
+                _ownership.read_manifest(self.path).get("settings"),
+                settings)
+            if changes and not overwrite:
+                raise ValueError(
+                    "Argument `output_dir` holds an unfinished run started "
+                    "with other settings, which resuming would mix into "
+                    f"one model: {'; '.join(changes)}. Call again with the "
+                    "run's settings to resume it, pass `overwrite=True` to "
+                    f"start it over, or choose another directory. {received}"
+                )
+            self._restart = bool(changes)
 
     def open(self):
-        """Create the directory (clearing a finished run) before training."""
+        """Create the directory (clearing a replaced run) before training."""
         if self.path is None:
             return
         if not self.writer:
@@ -308,17 +350,19 @@ class OutputDir:
             # Removed by `write` at the end, or at exit if training fails.
             atexit.register(shutil.rmtree, self._root, True)
             return
-        if self.finished():
-            self._clear()
-        elif self._foreign_files():
-            # `overwrite=True` on a directory of the user's own files: the
-            # files the recipe writes are replaced (not appended to); other
-            # files and folders (a `logs/` of their own) are left alone.
-            self._clear(dirs=False)
-        os.makedirs(self.path, exist_ok=True)
-        if not os.path.isfile(self._shared("run.json")):
+        if self._restart:
+            _ownership.remove_owned(self.path)
+        fresh = not self._owns("run.json")
+        # Listed before they exist; a user's file of the same name
+        # (`overwrite=True`) is written over but never listed, so never
+        # deleted.
+        _ownership.claim(
+            self.path, *(n for n in self.FILES + self.DIRS
+                         if n not in self._foreign),
+            settings=self.settings)
+        if fresh:
             # Marks the directory as a run of the recipe from the start, so
-            # a crashed run resumes (see `_foreign_files`).
+            # a crashed run resumes.
             _write_json(self._shared("run.json"), {"status": "running"})
 
     def file(self, name):
@@ -329,7 +373,13 @@ class OutputDir:
     def _shared(self, name):
         return os.path.join(self.path, name)
 
+    def _owns(self, name):
+        return (name in _ownership.owned(self.path)
+                and os.path.lexists(self._shared(name)))
+
     def _run_json(self):
+        if not self._owns("run.json"):
+            return {}
         try:
             with open(self._shared("run.json")) as f:
                 return json.load(f)
@@ -339,21 +389,8 @@ class OutputDir:
     def finished(self):
         return self._run_json().get("status") == "finished"
 
-    def _foreign_files(self):
-        """The recipe's file names present in a directory that holds no run
-        of it (a user's own files), else `[]`."""
-        if (os.path.isfile(self._shared("run.json"))
-                or os.path.isdir(self._shared("checkpoints"))):
-            return []
-        return [name for name in self.FILES + self.DIRS
-                if os.path.exists(self._shared(name))]
-
-    def _clear(self, dirs=True):
-        for name in self.FILES:
-            if os.path.isfile(self._shared(name)):
-                os.remove(self._shared(name))
-        for name in self.DIRS if dirs else ():
-            shutil.rmtree(self._shared(name), ignore_errors=True)
+    def _resumable(self):
+        return self._owns("run.json") or self._owns("checkpoints")
 
     def remember(self, **values):
         """Record resolved values of an unfinished run (e.g. the learning
@@ -477,9 +514,45 @@ class OutputDir:
             return
         if history:
             save_plot(history, self.file("training_curves.png"))
+        best = self.file("best.keras")
+        same = (status == "finished" and self._owns("best.keras")
+                and same_weights(model, best))
         _write_json(self.file("run.json"), {
             "status": status, "config": jsonable(config),
-            "metrics": jsonable(metrics)})
+            "metrics": jsonable(metrics),
+            "best_model": "model.keras" if same or not os.path.isfile(best)
+            else "best.keras"})
+        if status == "finished":
+            # What a finished run no longer needs: its crash-resume state,
+            # and a second copy of the final model.
+            _ownership.remove_owned(
+                self.path, ["checkpoints", *(["best.keras"] if same else [])])
+
+
+def same_weights(model, path):
+    """Whether the `.keras` file at `path` holds `model`'s weights."""
+    try:
+        saved = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception:  # noqa: BLE001 - unreadable: not the same model
+        return False
+    ours, theirs = model.get_weights(), saved.get_weights()
+    return len(ours) == len(theirs) and all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(ours, theirs, strict=True))
+
+
+def run_settings(arguments, ignore=("output_dir", "overwrite", "verbose",
+                                    "callbacks")):
+    """The settings of a recipe call that shape training, as JSON.
+
+    What a resumed run is checked against (see `OutputDir`): every keyword
+    argument but those in `ignore` (where the run is written, how it
+    reports, and callbacks, which a user may add to watch a resumed run),
+    described by `callbacks._ownership.describe` (arrays by shape, dtype
+    and a hash of their bytes).
+    """
+    return {name: _ownership.describe(value)
+            for name, value in arguments.items() if name not in ignore}
 
 
 def _write_json(path, payload):

@@ -412,7 +412,8 @@ def fit_image_classifier(
     """
     kw = dict(locals())
     _check_args(kw)
-    out = _training.OutputDir(output_dir, overwrite)
+    out = _training.OutputDir(output_dir, overwrite,
+                              settings=_training.run_settings(kw))
     if seed is not None:
         keras.utils.set_random_seed(seed)
     runtime = _training.resolve_runtime(strategy, mixed_precision,

@@ -1,11 +1,13 @@
 """`tune_image_classifier`: search the image recipe with Keras Tuner."""
 
+import fnmatch
 import json
 import math
 import os
 
 import keras_tuner
 
+from callbacks import _ownership
 from callbacks._validation import check_choice, check_number
 from recipes import _training
 from recipes.data import make_pipeline
@@ -17,11 +19,20 @@ from recipes.tuning.hypermodel import (
 from recipes.tuning.tuners import (
     TUNERS,
     RecipeTuner,
-    atomic_write_json,
     make_oracle,
+    write_owned_json,
 )
 
 _LR_FILE = "lr_range_test.json"
+# Entries Keras Tuner and the search read and write in a project folder.
+_SEARCH_FILES = ("oracle.json", "tuner*.json", "trial_*", _LR_FILE,
+                 "*.tmp-*")
+# Arguments that do not change which trials a search runs or how they
+# train: a search resumed with other values of these is the same search
+# (a larger `max_trials` extends it).
+_RESUMABLE_ARGS = ("max_trials", "max_consecutive_failed_trials",
+                   "callbacks", "verbose", "overwrite", "directory",
+                   "project_name")
 # Learning-rate scale range once an LR range test has set the base rate.
 _NARROW_SCALE = (1 / 3, 3.0)
 
@@ -143,10 +154,13 @@ def tune_image_classifier(
         max_epochs: Epochs of each trial (Hyperband: of its longest runs).
             Defaults to `10`.
         directory: Where the search state lives. Defaults to `"tuning"`.
-        project_name: Sub-directory of this search. Defaults to
+        project_name: Sub-directory of this search: one folder name (no
+            path separators, `.` or `..`). Defaults to
             `"image_classifier"`.
-        overwrite: Whether to start over instead of resuming. Defaults to
-            `False`.
+        overwrite: Whether to start over instead of resuming: what the
+            search created in the project folder (listed in its
+            `.keras-recipes.json`) is deleted; nothing else ever is.
+            Defaults to `False`.
         objective: `"val_accuracy"`, `"val_loss"`, `"accuracy"` or `"loss"`.
             Defaults to `"val_accuracy"`.
         space: Knob overrides (see `recipes.tuning.space`). Defaults to
@@ -165,17 +179,28 @@ def tune_image_classifier(
             beforehand (they take precedence). Defaults to `None`.
         callbacks: Keras callbacks for every trial's training (copied per
             trial by Keras Tuner). Defaults to `None`.
-        seed: Seed of the oracle and of every trial. Defaults to `0`.
+        seed: Seed of the oracle and of every trial; the same call with
+            the same seed (0 included) draws the same trials. Defaults to
+            `0`.
         verbose: 0 (silent), 1 (trial summaries) or 2 (also each
             training). Defaults to `0`.
         **recipe_kwargs: Fixed `fit_image_classifier` keywords
             (`validation_data`, `backbone`, `weights`, ...).
 
+    A search resumes only under the settings it started with: called
+    again on the same project with another search space, tuner, data or
+    fixed recipe keyword (anything but `max_trials`,
+    `max_consecutive_failed_trials`, `callbacks` and `verbose`), it raises
+    a `ValueError` listing each change instead of mixing two searches.
+
     Returns:
         A `TuningResult`.
 
     Raises:
-        ValueError: For an unknown tuner or objective, `max_trials` or
+        ValueError: For a `project_name` that is not one folder name, a
+            project folder holding search files keras-recipes did not
+            create, a resume under other settings, an unknown tuner or
+            objective, `max_trials` or
             `max_epochs` below 1, an unknown knob, a knob value or fixed
             recipe keyword the recipe refuses, or bad data, before any
             trial runs (nothing is written to `directory`).
@@ -184,11 +209,12 @@ def tune_image_classifier(
 
     Example:
 
+    >>> import tempfile
     >>> from recipes.datasets import load_digits_8x8
     >>> (x, y), val = load_digits_8x8()
     >>> found = tune_image_classifier(
     ...     (x, y), validation_data=val, tuner="random", max_trials=2,
-    ...     max_epochs=2, directory="/tmp/tune_doc", overwrite=True)
+    ...     max_epochs=2, directory=tempfile.mkdtemp())
     >>> len(found.table)
     2
 
@@ -197,9 +223,12 @@ def tune_image_classifier(
         - [Bergstra & Bengio, 2012](https://jmlr.org/papers/v13/bergstra12a.html)
         - [Smith, 2017](https://arxiv.org/abs/1506.01186)
     """
+    settings = {name: value for name, value in locals().items()
+                if name not in _RESUMABLE_ARGS}
     _check_args(tuner, max_trials, max_epochs, objective, factor,
                 executions_per_trial)
     check_choice("verbose", verbose, (0, 1, 2))
+    project_name = _ownership.check_path_part("project_name", project_name)
     if recipe_kwargs.get("seed") is None:
         recipe_kwargs["seed"] = seed
     hypermodel = ImageClassifierHyperModel(
@@ -207,6 +236,10 @@ def tune_image_classifier(
     if hyperparameters is not None:
         hypermodel.check_hyperparameters(hyperparameters)
     project_dir = os.path.join(os.fspath(directory), project_name)
+    if hyperparameters is not None:
+        settings["hyperparameters"] = hyperparameters.get_config()
+    _open_project(project_dir, _ownership.describe(settings), overwrite,
+                  f"directory={directory!r}, project_name={project_name!r}")
     if lr_range_test:
         _set_base_learning_rates(hypermodel, project_dir, overwrite)
     oracle = make_oracle(
@@ -218,12 +251,44 @@ def tune_image_classifier(
     search = RecipeTuner(
         oracle=oracle, hypermodel=hypermodel,
         executions_per_trial=executions_per_trial, directory=directory,
-        project_name=project_name, overwrite=overwrite)
+        project_name=project_name, overwrite=False)
     search.search(epochs=max_epochs, callbacks=list(callbacks or []),
                   verbose=verbose)
     if search.tuner_id != "chief" and "KERASTUNER_ORACLE_IP" in os.environ:
         return None
     return _result(search, hypermodel, max_epochs, objective)
+
+
+def _open_project(project_dir, settings, overwrite, received):
+    """Check the project folder is ours and its search ours to resume;
+    with `overwrite`, delete what the search created there before."""
+    clash = [name for name in _ownership.foreign(project_dir)
+             if any(fnmatch.fnmatch(name, p) for p in _SEARCH_FILES)]
+    if clash:
+        # Keras Tuner would reload or write over them, and they are not
+        # ours to delete, so not even `overwrite=True` may proceed.
+        raise ValueError(
+            "Arguments `directory` and `project_name` name a folder holding "
+            f"search files keras-recipes did not create ({', '.join(clash)})"
+            ", which the search would read or write over and never "
+            "deletes; move them away or choose another `directory` or "
+            f"`project_name`. Received: {received}"
+        )
+    if overwrite:
+        _ownership.remove_owned(project_dir)
+    elif _ownership.owned(project_dir):
+        changes = _ownership.changed_settings(
+            _ownership.read_manifest(project_dir).get("settings"), settings)
+        if changes:
+            raise ValueError(
+                "Arguments `directory` and `project_name` name an earlier "
+                "search run with other settings, which resuming would mix "
+                f"with this one: {'; '.join(changes)}. Call again with its "
+                "settings to resume it, pass `overwrite=True` to start "
+                "over, or choose another `project_name`. Received: "
+                f"{received}"
+            )
+    _ownership.claim(project_dir, settings=settings)
 
 
 def _set_base_learning_rates(hypermodel, project_dir, overwrite):
@@ -233,8 +298,8 @@ def _set_base_learning_rates(hypermodel, project_dir, overwrite):
             hypermodel.base_learning_rates = json.load(f)
     else:
         hypermodel.base_learning_rates = find_base_learning_rates(hypermodel)
-        os.makedirs(project_dir, exist_ok=True)
-        atomic_write_json(path, hypermodel.base_learning_rates)
+        write_owned_json(project_dir, _LR_FILE, path,
+                         hypermodel.base_learning_rates)
     if "learning_rate_scale" not in hypermodel.space:
         hypermodel.space["learning_rate_scale"] = _NARROW_SCALE
 

@@ -20,6 +20,7 @@ import keras_tuner
 from keras_tuner import oracles
 from keras_tuner.engine.trial import TrialStatus
 
+from callbacks import _ownership
 from callbacks._validation import check_choice
 
 TUNERS = ("hyperband", "bayesian", "random", "grid")
@@ -39,6 +40,14 @@ def atomic_write_json(path, state):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_owned_json(project_dir, name, path, state):
+    """`atomic_write_json`, after listing `name` (the entry of `project_dir`
+    that holds `path`) in the project's ownership manifest, so that only
+    what the search created is ever deleted (see `callbacks._ownership`)."""
+    _ownership.claim(project_dir, name)
+    atomic_write_json(path, state)
 
 
 class AtomicStateOracle:
@@ -71,12 +80,14 @@ class AtomicStateOracle:
                 self._retry_queue.append(trial_id)
 
     def save(self):
-        atomic_write_json(self._get_oracle_fname(), self.get_state())
+        write_owned_json(self._project_dir, "oracle.json",
+                         self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial):
-        path = os.path.join(self._get_trial_dir(trial.trial_id),
-                            "trial.json")
-        atomic_write_json(path, trial.get_state())
+        folder = self._get_trial_dir(trial.trial_id)
+        write_owned_json(self._project_dir, os.path.basename(folder),
+                         os.path.join(folder, "trial.json"),
+                         trial.get_state())
 
 
 class AtomicRandomSearchOracle(AtomicStateOracle,
@@ -128,9 +139,10 @@ class RecipeTuner(keras_tuner.Tuner):
     def save(self):
         if isinstance(self.oracle, AtomicStateOracle):
             self.oracle.save()
-        atomic_write_json(
-            os.path.join(self.project_dir, f"{self.tuner_id}.json"),
-            self.get_state())
+        name = f"{self.tuner_id}.json"
+        write_owned_json(self.project_dir, name,
+                         os.path.join(self.project_dir, name),
+                         self.get_state())
 
 
 def make_oracle(tuner, *, objective, max_trials, max_epochs, seed,
@@ -143,7 +155,10 @@ def make_oracle(tuner, *, objective, max_trials, max_epochs, seed,
         objective: Objective name or `keras_tuner.Objective`.
         max_trials: Most trials (Hyperband: a cap on top of its brackets).
         max_epochs: Hyperband's largest epoch budget per trial.
-        seed: Random seed of the oracle.
+        seed: Random seed of the oracle (`None` for a random one). Keras
+            Tuner's oracles read 0 as "no seed" and draw a random one, so
+            each seed is passed on as `seed + 1`: every seed, 0 included,
+            draws the same trials on every run.
         factor: Hyperband's reduction factor. Defaults to `3`.
         hyperband_iterations: Hyperband iterations. Defaults to `1`.
         hyperparameters: Predefined `HyperParameters` (user ranges).
@@ -155,7 +170,8 @@ def make_oracle(tuner, *, objective, max_trials, max_epochs, seed,
         A Keras Tuner oracle.
     """
     check_choice("tuner", tuner, TUNERS)
-    common = dict(objective=objective, seed=seed,
+    common = dict(objective=objective,
+                  seed=None if seed is None else int(seed) + 1,
                   hyperparameters=hyperparameters,
                   max_consecutive_failed_trials=max_consecutive_failed_trials)
     if tuner == "hyperband":
