@@ -227,9 +227,11 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
     run = tmp_path / "run"
     result = fit_image_classifier((x, y), validation_data=(xv, yv),
                                   epochs=2, output_dir=str(run), **FAST)
-    assert {"best.keras", "model.keras", "history.csv", "run.json",
-            "training_curves.png", "logs", "checkpoints"} <= set(
-                os.listdir(run))
+    # A finished run keeps no crash-resume checkpoints, and no best.keras
+    # when it equals model.keras (early stopping restored the best epoch).
+    assert set(os.listdir(run)) == {
+        "model.keras", "history.csv", "run.json", "training_curves.png",
+        "logs", ".keras-recipes.json"}
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
@@ -241,9 +243,9 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
     assert saved["config"]["learning_rate"] == result.config["learning_rate"]
     assert saved["metrics"] == pytest.approx(result.metrics)
     assert os.listdir(run / "logs")  # TensorBoard event folders
-    best = keras.saving.load_model(str(run / "best.keras"), safe_mode=True)
+    assert saved["best_model"] == "model.keras"
+    best = keras.saving.load_model(str(run / "model.keras"), safe_mode=True)
     assert best.predict(xv[:4], verbose=0).shape == (4, 10)
-    # Early stopping restored the best epoch, which best.keras holds.
     np.testing.assert_allclose(best.predict(xv, verbose=0),
                                result.model.predict(xv, verbose=0),
                                atol=1e-5)

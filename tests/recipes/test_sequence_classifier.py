@@ -8,6 +8,7 @@ NumPy and Keras, classified by the package they come from.
 
 import importlib
 import inspect
+import json
 import os
 
 import keras
@@ -107,9 +108,13 @@ def test_masking_gives_same_predictions_on_padded_copies(lstm_run,
 
 def test_output_dir_and_safe_reload(lstm_run, seq_mnist, tmp_path):
     result, out = lstm_run
-    for name in ("best.keras", "model.keras", "history.csv", "run.json",
+    for name in ("model.keras", "history.csv", "run.json",
                  "training_curves.png"):
         assert (out / name).is_file(), name
+    # best.keras only when it differs from model.keras; no checkpoints.
+    best = json.loads((out / "run.json").read_text())["best_model"]
+    assert (out / "best.keras").is_file() == (best == "best.keras")
+    assert not (out / "checkpoints").exists()
     assert (out / "logs").is_dir()
     x = seq_mnist[1][0][:32]
     loaded = keras.saving.load_model(out / "model.keras", safe_mode=True)
