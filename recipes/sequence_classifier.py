@@ -336,13 +336,19 @@ def fit_sequence_classifier(
             `"mixed_bfloat16"`. Defaults to `"auto"`.
         steps_per_execution: Steps per compiled call; `"auto"` is 32
             (bounded by the epoch). Defaults to `"auto"`.
-        output_dir: Directory for `best.keras`, `model.keras`,
-            `history.csv`, TensorBoard `logs/`, `run.json` (resolved config
-            and metrics), `training_curves.png` and checkpoints: calling
-            the recipe again with the same arguments after a crash resumes
-            the run at its last completed epoch. Defaults to `None`.
-        overwrite: Whether a finished run in `output_dir` may be replaced.
-            Defaults to `False`.
+        output_dir: Directory for `model.keras`, `best.keras` (only when
+            it differs from `model.keras`), `history.csv`, TensorBoard
+            `logs/`, `run.json` (resolved config and metrics),
+            `training_curves.png` and checkpoints (deleted once the run
+            finishes): calling the recipe again with the same arguments
+            after a crash resumes the run at its last completed epoch;
+            other arguments are refused. Its `.keras-recipes.json` lists
+            what the recipe created, the only files it ever replaces or
+            deletes. Defaults to `None`.
+        overwrite: Whether a finished run, an unfinished run of other
+            arguments (started over) or your own files of the names the
+            recipe writes (written over, never deleted) in `output_dir`
+            may be replaced. Defaults to `False`.
         seed: Seed of weights, split and shuffling. Defaults to `None`.
         verbose: 0 (silent), 1 (progress bars) or 2 (one line per epoch).
             Defaults to `1`.
