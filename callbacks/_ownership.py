@@ -19,6 +19,8 @@ import numpy as np
 
 MANIFEST = ".keras-recipes.json"
 _KIND = "keras-recipes"
+# Longest list `describe` records item by item.
+_LISTED = 16
 
 
 def check_path_part(argument, value):
@@ -167,12 +169,18 @@ def describe(value):
     if isinstance(value, dict):
         return {str(k): describe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [describe(v) for v in value]
+        items = [describe(v) for v in value]
+        if len(items) <= _LISTED:
+            return items
+        # A corpus of strings or a list of arrays: recorded by its hash,
+        # not copied into the manifest.
+        return f"list[{len(items)}] #{_digest(json.dumps(items).encode())}"
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return describe(value.tolist())
     if isinstance(value, np.ndarray):
-        digest = hashlib.blake2b(np.ascontiguousarray(value).tobytes(),
-                                 digest_size=8).hexdigest()
+        digest = _digest(np.ascontiguousarray(value).tobytes())
         return f"array{list(value.shape)} {value.dtype} #{digest}"
     if isinstance(value, np.generic):
         value = value.item()
@@ -181,6 +189,10 @@ def describe(value):
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return f"<{type(value).__name__}>"
+
+
+def _digest(data):
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def changed_settings(old, new):

@@ -252,3 +252,18 @@ def test_default_seed_draws_the_same_trials(tmp_path, tuner):
     first = proposals("a")
     assert first == proposals("b")
     assert len({json.dumps(v, sort_keys=True) for v in first}) > 1
+
+
+def test_settings_record_data_by_content_without_copying_it():
+    x = np.zeros((40, 8, 8, 1), "float32")
+    changed = x.copy()
+    changed[3, 2, 1, 0] = 1.0
+    assert _ownership.describe(x) == _ownership.describe(x.copy())
+    assert _ownership.describe(x) != _ownership.describe(changed)
+    # A corpus goes into the manifest as a hash, not a copy.
+    corpus = [f"sentence {i}" for i in range(5000)]
+    assert len(json.dumps(_ownership.describe(corpus))) < 64
+    assert _ownership.describe(corpus) != _ownership.describe(corpus[1:])
+    assert _ownership.changed_settings(
+        {"epochs": 4, "seed": 0}, {"epochs": 2, "seed": 0}) == [
+            "epochs: 4 → 2"]
