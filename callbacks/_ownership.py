@@ -9,6 +9,7 @@ same name is reported, never removed. `callbacks` holds this module so that
 both packages share it (`recipes` imports `callbacks`, never the reverse).
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -16,6 +17,11 @@ import os
 import shutil
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: claims are not serialized across processes
+    fcntl = None
 
 MANIFEST = ".keras-recipes.json"
 _KIND = "keras-recipes"
@@ -96,6 +102,21 @@ def _write(directory, manifest):
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _locked(directory):
+    """Serialize manifest updates of processes sharing `directory` (the
+    workers of a distributed search), so none loses another's entries."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def claim(directory, *names, **fields):
     """Record `names` (entries of `directory`) as created by this library.
 
@@ -106,13 +127,14 @@ def claim(directory, *names, **fields):
     for name in names:
         check_path_part("name", name)
     os.makedirs(directory, exist_ok=True)
-    manifest = read_manifest(directory) or {"kind": _KIND, "entries": []}
-    entries = list(manifest.get("entries", []))
-    new = [name for name in names if name not in entries]
-    if not new and all(manifest.get(k) == v for k, v in fields.items()):
-        return
-    manifest.update(fields, entries=entries + new)
-    _write(directory, manifest)
+    with _locked(directory):
+        manifest = read_manifest(directory) or {"kind": _KIND,
+                                                "entries": []}
+        entries = list(manifest.get("entries", []))
+        new = [name for name in names if name not in entries]
+        if new or any(manifest.get(k) != v for k, v in fields.items()):
+            manifest.update(fields, entries=entries + new)
+            _write(directory, manifest)
 
 
 def foreign(directory, names=None):
@@ -153,10 +175,11 @@ def remove_owned(directory, names=None):
         elif os.path.isdir(path):
             shutil.rmtree(path)
     if chosen:
-        manifest = read_manifest(directory)
-        manifest["entries"] = [n for n in manifest.get("entries", [])
-                               if n not in chosen]
-        _write(directory, manifest)
+        with _locked(directory):
+            manifest = read_manifest(directory)
+            manifest["entries"] = [n for n in manifest.get("entries", [])
+                                   if n not in chosen]
+            _write(directory, manifest)
     return chosen
 
 

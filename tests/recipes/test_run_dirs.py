@@ -267,3 +267,20 @@ def test_settings_record_data_by_content_without_copying_it():
     assert _ownership.changed_settings(
         {"epochs": 4, "seed": 0}, {"epochs": 2, "seed": 0}) == [
             "epochs: 4 → 2"]
+
+
+def test_concurrent_claims_lose_no_entry(tmp_path):
+    # The chief and workers of a distributed search claim entries of one
+    # project folder at once; each update must keep the others'.
+    import threading
+
+    def work(i):
+        for j in range(40):
+            _ownership.claim(str(tmp_path), f"trial_{i}_{j}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(_ownership.owned(str(tmp_path))) == 160
