@@ -152,7 +152,8 @@ def foreign(directory, names=None):
     present = os.listdir(directory) if names is None else [
         n for n in names if os.path.lexists(os.path.join(directory, n))]
     mine = owned(directory)
-    return sorted(n for n in present if n != MANIFEST and n not in mine)
+    return sorted(n for n in present if n not in mine and not (
+        n == MANIFEST or n.startswith(f"{MANIFEST}.tmp-")))
 
 
 def remove_owned(directory, names=None):

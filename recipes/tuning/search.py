@@ -25,8 +25,7 @@ from recipes.tuning.tuners import (
 
 _LR_FILE = "lr_range_test.json"
 # Entries Keras Tuner and the search read and write in a project folder.
-_SEARCH_FILES = ("oracle.json", "tuner*.json", "trial_*", _LR_FILE,
-                 "*.tmp-*")
+_SEARCH_FILES = ("oracle.json", "tuner*.json", "trial_*", _LR_FILE)
 # Arguments that do not change which trials a search runs or how they
 # train: a search resumed with other values of these is the same search
 # (a larger `max_trials` extends it).
