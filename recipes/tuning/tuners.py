@@ -83,11 +83,16 @@ class AtomicStateOracle:
         write_owned_json(self._project_dir, "oracle.json",
                          self._get_oracle_fname(), self.get_state())
 
+    def _get_trial_dir(self, trial_id):
+        # Listed before Keras Tuner creates it, so a kill in between leaves
+        # no folder of ours unlisted (which a resume would refuse).
+        _ownership.claim(self._project_dir, f"trial_{trial_id}")
+        return super()._get_trial_dir(trial_id)
+
     def _save_trial(self, trial):
-        folder = self._get_trial_dir(trial.trial_id)
-        write_owned_json(self._project_dir, os.path.basename(folder),
-                         os.path.join(folder, "trial.json"),
-                         trial.get_state())
+        path = os.path.join(self._get_trial_dir(trial.trial_id),
+                            "trial.json")
+        atomic_write_json(path, trial.get_state())
 
 
 class AtomicRandomSearchOracle(AtomicStateOracle,
@@ -135,6 +140,11 @@ class RecipeTuner(keras_tuner.Tuner):
         if parent is not None:
             model.load_weights(self._get_checkpoint_fname(parent))
         return model
+
+    def get_trial_dir(self, trial_id):
+        # See `AtomicStateOracle._get_trial_dir`.
+        _ownership.claim(self.project_dir, f"trial_{trial_id}")
+        return super().get_trial_dir(trial_id)
 
     def save(self):
         if isinstance(self.oracle, AtomicStateOracle):
