@@ -64,6 +64,7 @@ def test_users_files_in_output_dir_are_refused(tmp_path, tiny, name,
     assert _tree(run) == before
 
 
+@pytest.mark.slow
 def test_overwrite_writes_over_users_files_but_never_deletes_them(
         tmp_path, tiny):
     run = tmp_path / "run"
