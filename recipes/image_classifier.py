@@ -209,7 +209,7 @@ def _check_args(kw):
         label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
         warmup_fraction=kw["warmup_fraction"],
         steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"])
+        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"])
     check_number("fine_tune_epochs", kw["fine_tune_epochs"], low=0,
                  integer=True, allow_none=True)
     layers = kw["fine_tune_layers"]
@@ -503,7 +503,8 @@ def fit_image_classifier(
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _training.make_optimizer(
             optimizer, rate, weight_decay),
-        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE)
+        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE,
+        num_examples=images.num_train)
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: _training.make_optimizer(
