@@ -10,6 +10,10 @@ from callbacks.checkpointing import Checkpointing, _checkpoint_paths, _read
 from callbacks.divergence import DivergenceError, DivergenceGuard, is_divergent
 from tests.helpers import mlp
 
+# The suite's models must never pair a softmax with a logits loss.
+pytestmark = pytest.mark.filterwarnings(
+    "error:.*received `from_logits=True`, but:UserWarning")
+
 BATCH = 64
 STEPS_PER_EPOCH = math.ceil(4000 / BATCH)  # 63 on MNIST-5k
 
