@@ -179,6 +179,10 @@ def _from_directory(directory, name, image_size, class_names):
         d for d in os.listdir(directory)
         if os.path.isdir(os.path.join(directory, d))
     )
+    if class_names is not None and folders != sorted(class_names):
+        _fail(name, "must hold one sub-folder per class of the training "
+              f"data ({sorted(class_names)})",
+              f"{directory!r} with class folders {folders}")
     # Keras reads a class folder's sub-folders too (the class is the
     # top-level folder), so every file is checked there as well.
     files = [

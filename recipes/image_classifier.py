@@ -19,6 +19,7 @@ in one phase with every layer trainable.
 
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -106,9 +107,31 @@ class ImageClassifierResult(_training.FitResult):
                 f"{expected} (or {expected[:2]} for one channel), one image "
                 f"or a batch. Received: images.shape={received}"
             )
+        _check_pixel_range(images, self.config.get("value_range"))
         probabilities = self.model.predict(images, batch_size=batch_size,
                                            verbose=0)
         return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
+
+
+def _check_pixel_range(images, value_range):
+    """Refuse pixels above the training range; warn on [0, 1] floats given
+    to a model trained on [0, 255] (its rescaling would see them as near
+    black, and the answers would be silently wrong)."""
+    if value_range is None or images.size == 0:
+        return
+    top = float(np.max(images))
+    if top > value_range * (1 + 1e-6):
+        raise ValueError(
+            f"Argument `images` must hold pixels in [0, {value_range:g}], "
+            f"the range the model was trained on. Received: images="
+            f"pixels up to {top:g}"
+        )
+    if value_range > 1 and images.dtype.kind == "f" and 0 < top <= 1.0:
+        warnings.warn(
+            f"`images` look like floats in [0, 1], but the model was "
+            f"trained on pixels in [0, {value_range:g}]: its predictions "
+            f"will be wrong. Multiply them by {value_range:g} first.",
+            stacklevel=3)
 
 
 def build_image_classifier(backbone_model, preprocessing, *, input_shape,
@@ -412,6 +435,7 @@ def fit_image_classifier(
     """
     kw = dict(locals())
     _check_args(kw)
+    _check_output_outside_data(output_dir, data, validation_data)
     out = _training.OutputDir(output_dir, overwrite)
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -559,6 +583,24 @@ def fit_image_classifier(
     out.write(model, config, metrics, history)
     return ImageClassifierResult(model, images.class_names, history, metrics,
                                  config, out.path)
+
+
+def _check_output_outside_data(output_dir, *folders):
+    """A run directory inside an image folder would be read back as a
+    class folder (its plots as images) by the next run on that folder."""
+    if output_dir is None:
+        return
+    out = os.path.realpath(os.fspath(output_dir))
+    for folder in folders:
+        if isinstance(folder, str | os.PathLike) and os.path.isdir(folder):
+            root = os.path.realpath(os.fspath(folder))
+            if os.path.commonpath([out, root]) == root:
+                raise ValueError(
+                    "Argument `output_dir` must not be inside the image "
+                    f"folder {os.fspath(folder)!r} (a later run would read "
+                    "it as a class of images). Received: output_dir="
+                    f"{os.fspath(output_dir)!r}"
+                )
 
 
 def _describe_weights(weights, info):
