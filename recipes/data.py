@@ -25,6 +25,7 @@ import dataclasses
 import difflib
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -171,7 +172,66 @@ def _first_image_size(path):
     return tuple(int(d) for d in image.shape[:2])
 
 
-def _from_directory(directory, name, image_size, class_names):
+# Folders with at least this many images show a progress bar while every
+# image is decoded once before training.
+_PROGRESS_FROM = 1000
+BAD_IMAGE_ACTIONS = ("raise", "skip")
+
+
+def decode_check(files, name, on_bad_image="raise", verbose=0):
+    """Decode every image file once; return the paths that fail.
+
+    A file whose header and trailer are intact can still hold corrupt data
+    that only decoding finds; inside a training pipeline TensorFlow then
+    stops with a graph error that does not name the file.
+
+    Args:
+        files: Image file paths.
+        name: The argument the files came from (for messages).
+        on_bad_image: `"raise"`: a `ValueError` naming the first bad file;
+            `"skip"`: return the bad files, with a warning listing them.
+            Defaults to `"raise"`.
+        verbose: Show a progress bar for `_PROGRESS_FROM` files or more.
+            Defaults to `0`.
+
+    Returns:
+        The list of bad files (empty with `"raise"`).
+
+    Raises:
+        ValueError: With `"raise"`, for the first file that is not a
+            complete, decodable JPEG, PNG, GIF or BMP image.
+    """
+    bad = []
+    progress = (keras.utils.Progbar(len(files), unit_name="image")
+                if verbose and len(files) >= _PROGRESS_FROM else None)
+    for index, path in enumerate(files):
+        try:
+            _check_image_file(path)
+            tf.io.decode_image(tf.io.read_file(path),
+                               expand_animations=False)
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            if on_bad_image == "raise":
+                reason = getattr(error, "message", str(error))
+                raise ValueError(
+                    f"Argument `{name}` holds an image file that does not "
+                    f"decode: {path} ({reason.strip()}). Replace or remove "
+                    "it, or pass `on_bad_image='skip'` to train without "
+                    f"it. Received: {name}={os.path.dirname(path)!r}"
+                ) from error
+            bad.append(path)
+        if progress is not None and (
+                (index + 1) % 100 == 0 or index + 1 == len(files)):
+            progress.update(index + 1)
+    if bad:
+        warnings.warn(
+            f"Skipping {len(bad)} image file(s) of `{name}` that do not "
+            f"decode (on_bad_image='skip'): {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}", stacklevel=3)
+    return bad
+
+
+def _from_directory(directory, name, image_size, class_names,
+                    on_bad_image="raise", verbose=0):
     if not os.path.isdir(directory):
         _fail(name, "must be an existing directory of class sub-folders or "
               "a TensorFlow Datasets name", f"{name}={directory!r}")
@@ -196,10 +256,13 @@ def _from_directory(directory, name, image_size, class_names):
         _fail(name, "must hold class sub-folders with image files "
               f"({', '.join(_IMAGE_EXTENSIONS)})",
               f"{name}={directory!r} with no image in its sub-folders")
-    for path in files:
-        _check_image_file(path)
+    bad = set(decode_check(files, name, on_bad_image, verbose))
+    if len(bad) == len(files):
+        _fail(name, "must hold at least one image that decodes",
+              f"{directory!r} where no image decodes")
     if image_size is None:
-        image_size = _first_image_size(files[0])
+        image_size = _first_image_size(
+            next(f for f in files if f not in bad))
     dataset = keras.utils.image_dataset_from_directory(
         directory, labels="inferred", label_mode="int",
         class_names=class_names, image_size=image_size, batch_size=None,
@@ -208,8 +271,13 @@ def _from_directory(directory, name, image_size, class_names):
     names = list(dataset.class_names)
     lookup = {n: i for i, n in enumerate(names)}
     labels = np.array(
-        [lookup[_class_folder(p, directory)] for p in dataset.file_paths],
+        [lookup[_class_folder(p, directory)] for p in dataset.file_paths
+         if p not in bad],
         dtype="int32")
+    if bad:
+        # The bad files fail inside Keras's decoding map; exactly those
+        # elements are dropped.
+        dataset = dataset.ignore_errors()
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, "int32")))
     return _Source(dataset, labels, names, (*image_size, 3), 255.0,
                    "directory")
@@ -281,12 +349,14 @@ def _from_dataset(dataset, name, class_names):
                    tuple(image_spec.shape), value_range, "dataset")
 
 
-def _load_source(data, name, *, split, data_dir, image_size, class_names):
+def _load_source(data, name, *, split, data_dir, image_size, class_names,
+                 on_bad_image="raise", verbose=0):
     if isinstance(data, tf.data.Dataset):
         return _from_dataset(data, name, class_names)
     if isinstance(data, os.PathLike) or (
             isinstance(data, str) and (os.sep in data or os.path.exists(data))):
-        return _from_directory(os.fspath(data), name, image_size, class_names)
+        return _from_directory(os.fspath(data), name, image_size,
+                               class_names, on_bad_image, verbose)
     if isinstance(data, str):
         return _from_tfds(data, name, split, data_dir)
     if isinstance(data, (tuple, list)):
@@ -349,7 +419,8 @@ def _hold_out(source, fraction, seed):
 
 def load_image_data(data, *, validation_data=None, validation_split=0.2,
                     split="train", data_dir=None,
-                    image_size=None, class_names=None, seed=0):
+                    image_size=None, class_names=None, seed=0,
+                    on_bad_image="raise", verbose=0):
     """Load any supported image source into train/validation datasets.
 
     When `validation_data` is not given, a fraction `validation_split` of the
@@ -375,6 +446,12 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
         class_names: Optional list of class names; labels must be in
             `[0, len(class_names))`. Defaults to `None` (inferred).
         seed: Seed of the validation split. Defaults to `0`.
+        on_bad_image: What to do with an image file of a folder that does
+            not decode (every image is decoded once before training):
+            `"raise"` a `ValueError` naming it, or `"skip"` it with a
+            warning. Defaults to `"raise"`.
+        verbose: Show a progress bar while decoding large folders.
+            Defaults to `0`.
 
     Returns:
         An `ImageData`.
@@ -402,7 +479,9 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
                   f"class_names={class_names}")
     if image_size is not None:
         image_size = check_image_size(image_size)
-    kwargs = dict(split=split, data_dir=data_dir, image_size=image_size)
+    check_choice("on_bad_image", on_bad_image, BAD_IMAGE_ACTIONS)
+    kwargs = dict(split=split, data_dir=data_dir, image_size=image_size,
+                  on_bad_image=on_bad_image, verbose=verbose)
     train = _load_source(data, "data", class_names=class_names, **kwargs)
     names = class_names or train.class_names
     if train.labels is not None:

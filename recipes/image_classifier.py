@@ -24,7 +24,7 @@ import warnings
 import keras
 import numpy as np
 
-from callbacks._validation import check_number
+from callbacks._validation import check_choice, check_number
 from recipes import _training, distribute
 from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
@@ -36,6 +36,7 @@ from recipes.backbones import (
     select_fine_tune_layers,
 )
 from recipes.data import (
+    BAD_IMAGE_ACTIONS,
     augmentation_layers,
     check_image_size,
     load_image_data,
@@ -257,6 +258,7 @@ def _check_args(kw):
     check_number("seed", kw["seed"], low=0, integer=True, allow_none=True)
     if kw["image_size"] is not None:
         check_image_size(kw["image_size"])
+    check_choice("on_bad_image", kw["on_bad_image"], BAD_IMAGE_ACTIONS)
     if not (isinstance(kw["augment"], str) and kw["augment"] == "auto"):
         augmentation_layers(kw["augment"])
     backbone = kw["backbone"]
@@ -287,7 +289,7 @@ def fit_image_classifier(
         mixup=0.0, cutmix=0.0, batch_size=32, early_stopping=True,
         patience=None, callbacks=None, strategy="auto", mixed_precision="auto",
         steps_per_execution="auto", output_dir=None, overwrite=False,
-        seed=None, verbose=1):
+        seed=None, verbose=1, on_bad_image="raise"):
     """Train an image classifier, transfer learning included, in one call.
 
     Data may be NumPy arrays `(x, y)`, a directory of class sub-folders, a
@@ -408,6 +410,10 @@ def fit_image_classifier(
             to `None`.
         verbose: 0 (silent), 1 (progress bars) or 2 (one line per epoch).
             Defaults to `1`.
+        on_bad_image: For image folders, whose every image is decoded once
+            before training: `"raise"` a `ValueError` naming a file that
+            does not decode, or `"skip"` such files with a warning.
+            Defaults to `"raise"`.
 
     Returns:
         An `ImageClassifierResult` (`model`, `predict`, `class_names`,
@@ -447,10 +453,12 @@ def fit_image_classifier(
     images = load_image_data(
         data, validation_data=validation_data,
         validation_split=validation_split, split=split, data_dir=data_dir,
-        image_size=size, class_names=class_names, seed=seed or 0)
+        image_size=size, class_names=class_names, seed=seed or 0,
+        on_bad_image=on_bad_image, verbose=int(verbose > 0))
     test = None
     if test_data is not None:
-        test = _load_test(data, test_data, images, split, data_dir, size)
+        test = _load_test(data, test_data, images, split, data_dir, size,
+                          on_bad_image)
     if backbone == "auto":
         known = [s for s in images.image_shape[:2] if s is not None]
         small = known and max(known) <= _SMALL_IMAGE
@@ -610,13 +618,15 @@ def _describe_weights(weights, info):
     return weights if weights is None else os.fspath(weights)
 
 
-def _load_test(data, test_data, images, split, data_dir, size):
+def _load_test(data, test_data, images, split, data_dir, size,
+               on_bad_image="raise"):
     same_tfds = (images.source == "tfds" and isinstance(test_data, str)
                  and not os.path.exists(test_data))
     loaded = load_image_data(
         data if same_tfds else test_data, validation_split=0.0,
         split=test_data if same_tfds else split, data_dir=data_dir,
-        image_size=size, class_names=images.class_names)
+        image_size=size, class_names=images.class_names,
+        on_bad_image=on_bad_image)
     if loaded.image_shape != images.image_shape:
         raise ValueError(
             "Argument `test_data` must hold images of the training shape "
