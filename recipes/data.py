@@ -202,26 +202,50 @@ def decode_check(files, name, on_bad_image="raise", verbose=0):
             complete, decodable JPEG, PNG, GIF or BMP image.
     """
     bad = []
-    progress = (keras.utils.Progbar(len(files), unit_name="image")
-                if verbose and len(files) >= _PROGRESS_FROM else None)
-    for index, path in enumerate(files):
+    for path in files:
+        # A truncated file can still decode (JPEG fills the rest with
+        # gray): its missing trailer is checked first.
         try:
             _check_image_file(path)
-            tf.io.decode_image(tf.io.read_file(path),
-                               expand_animations=False)
-        except (ValueError, tf.errors.InvalidArgumentError) as error:
+        except ValueError:
             if on_bad_image == "raise":
-                reason = getattr(error, "message", str(error))
-                raise ValueError(
-                    f"Argument `{name}` holds an image file that does not "
-                    f"decode: {path} ({reason.strip()}). Replace or remove "
-                    "it, or pass `on_bad_image='skip'` to train without "
-                    f"it. Received: {name}={os.path.dirname(path)!r}"
-                ) from error
+                raise
             bad.append(path)
-        if progress is not None and (
-                (index + 1) % 100 == 0 or index + 1 == len(files)):
-            progress.update(index + 1)
+    skipped = set(bad)
+    files = [f for f in files if f not in skipped]
+    progress = (keras.utils.Progbar(len(files), unit_name="image")
+                if verbose and len(files) >= _PROGRESS_FROM else None)
+    # Decoded in parallel by tf.data; the files whose decoding raises are
+    # dropped by `ignore_errors`, so the missing indices are the bad files.
+    decoded = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(files)), list(files))).map(
+        lambda i, path: (i, tf.shape(tf.io.decode_image(
+            tf.io.read_file(path), expand_animations=False))),
+        num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = np.zeros(len(files), bool)
+    for count, (index, _) in enumerate(decoded.as_numpy_iterator(), 1):
+        good[index] = True
+        if progress is not None and (count % 100 == 0):
+            progress.update(count)
+    if progress is not None:
+        progress.update(len(files))
+    for index in np.flatnonzero(~good):
+        path = files[index]
+        if on_bad_image == "raise":
+            # Decoded again, alone, for the decoder's own reason.
+            try:
+                tf.io.decode_image(tf.io.read_file(path),
+                                   expand_animations=False)
+                reason = "it failed to decode"
+            except tf.errors.InvalidArgumentError as error:
+                reason = error.message.strip()
+            raise ValueError(
+                f"Argument `{name}` holds an image file that does not "
+                f"decode: {path} ({reason}). Replace or remove it, or pass "
+                "`on_bad_image='skip'` to train without it. "
+                f"Received: {name}={os.path.dirname(path)!r}"
+            )
+        bad.append(path)
     if bad:
         warnings.warn(
             f"Skipping {len(bad)} image file(s) of `{name}` that do not "
