@@ -357,10 +357,21 @@ def _from_dataset(dataset, name, class_names):
             label_spec.dtype.is_integer):
         _fail(name, "must yield one integer label per image",
               f"label spec {label_spec}")
-    labels = np.fromiter(dataset.map(lambda x, y: y).as_numpy_iterator(),
-                         dtype="int64").astype("int32")
+    # One pass reads the labels and, for float images, checks the pixels:
+    # a NaN pixel would make the loss and then the weights NaN.
+    floats = image_spec.dtype.is_floating
+    pairs = np.array(list(dataset.map(lambda x, y: (
+        tf.cast(y, "int64"),
+        tf.reduce_all(tf.math.is_finite(x)) if floats else tf.constant(
+            True))).as_numpy_iterator()), dtype="int64").reshape(-1, 2)
+    labels, finite = pairs[:, 0].astype("int32"), pairs[:, 1].astype(bool)
     if len(labels) == 0:
         _fail(name, "must not be empty", "a dataset with no element")
+    if not finite.all():
+        _fail(name, "must hold finite pixels (a NaN or inf pixel makes the "
+              "loss and then the weights NaN)",
+              f"a dataset with {int((~finite).sum())} image(s) holding "
+              f"NaN/inf, the first at element {int(np.argmin(finite))}")
     if image_spec.dtype == tf.uint8:
         value_range = 255.0
     else:

@@ -147,6 +147,14 @@ def _offline(call):
     return run
 
 
+def _nan_dataset():
+    import tensorflow as tf
+
+    x, y = _pixels()
+    x[7, 2, 3, 0] = np.nan
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
 def _logits_model():
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
 
@@ -190,6 +198,8 @@ CASES += [
         ValueError, "data", id="distill-nan-inputs"),
     case(lambda ws: _result_255().predict(np.full((2, 4, 4, 1), 300.0)),
          ValueError, "images", id="predict-pixels-above-training-range"),
+    case(lambda ws: recipes.fit_image_classifier(_nan_dataset()),
+         ValueError, "data", id="image-tf-data-nan-pixels"),
     case(_offline(lambda ws: backbones.build_backbone(
         "mobilenet_v2", weights="imagenet", input_shape=(32, 32, 3))),
         ValueError, "weights", id="backbone-imagenet-offline"),
