@@ -224,8 +224,20 @@ def _model_bytes(tmp_path_factory):
     return path.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def _png_bytes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("png")
+    images = []
+    for i in range(2):
+        keras.utils.save_img(folder / f"{i}.png",
+                             np.full((8, 8, 3), 40 * i, "uint8"),
+                             scale=False)
+        images.append((folder / f"{i}.png").read_bytes())
+    return images
+
+
 @pytest.fixture
-def workspace(tmp_path, _model_bytes):
+def workspace(tmp_path, _model_bytes, _png_bytes):
     (tmp_path / "model.keras").write_bytes(_model_bytes)
     (tmp_path / "corrupt.keras").write_bytes(_model_bytes[:100])
     (tmp_path / "legacy.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 64)
@@ -237,10 +249,8 @@ def workspace(tmp_path, _model_bytes):
     for folder, classes in (("images", "ab"), ("images_val", "ac")):
         for name in classes:
             (tmp_path / folder / name).mkdir(parents=True)
-            for i in range(2):
-                keras.utils.save_img(
-                    tmp_path / folder / name / f"{i}.png",
-                    np.full((8, 8, 3), 40 * i, "uint8"), scale=False)
+            for i, png in enumerate(_png_bytes):
+                (tmp_path / folder / name / f"{i}.png").write_bytes(png)
     damaged = tmp_path / "damaged_run"
     damaged.mkdir()
     (damaged / "ckpt-000000000001.npz").write_bytes(b"truncated")
