@@ -185,7 +185,7 @@ class LRControl:
         self.momentum_schedule = None
         # {attribute name: the float it held before}.
         self.momentum_originals = {}
-        with _scope(model):
+        with variable_scope(model):
             self.scale = keras.Variable(1.0, dtype="float32", trainable=False,
                                         name="lr_scale")
             self.floor = keras.Variable(0.0, dtype="float32", trainable=False,
@@ -263,7 +263,8 @@ class LRControl:
         self.offset.assign(step - steps_back)
 
 
-def _scope(model):
+def variable_scope(model):
+    """Where callbacks create their variables for `model`."""
     strategy = getattr(model, "distribute_strategy", None)
     if strategy is not None:
         return strategy.scope()

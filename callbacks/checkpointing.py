@@ -76,7 +76,7 @@ def _read(path):
     return meta, groups
 
 
-def latest_checkpoint(directory):
+def latest_checkpoint(directory, accept=None):
     """Read the newest readable checkpoint of `directory`.
 
     Unreadable (truncated, corrupt) checkpoints are skipped with a warning,
@@ -84,9 +84,13 @@ def latest_checkpoint(directory):
 
     Args:
         directory: A `Checkpointing` directory.
+        accept: Optional `accept(meta)` predicate: checkpoints whose `meta`
+            it rejects are passed over (`DivergenceGuard` rolls back only
+            to a step whose loss it has accepted). Defaults to `None`.
 
     Returns:
-        `(meta, groups)` or `None` when the directory holds no checkpoint.
+        `(meta, groups)` or `None` when the directory holds no checkpoint
+        (or, with `accept`, none that it accepts).
         `meta` is a dict with `epoch`, `step_in_epoch`, `step`, `finished`
         and `path`; `groups` maps `"model"`, `"optimizer"` and `"metrics"`
         to lists of NumPy arrays.
@@ -95,6 +99,7 @@ def latest_checkpoint(directory):
         ValueError: If checkpoints exist but none is readable.
     """
     paths = _checkpoint_paths(directory)
+    readable = False
     for path in paths:
         try:
             meta, groups = _read(path)
@@ -106,8 +111,11 @@ def latest_checkpoint(directory):
             )
             continue
         meta["path"] = path
+        readable = True
+        if accept is not None and not accept(meta):
+            continue
         return meta, groups
-    if paths:
+    if paths and not readable and accept is None:
         raise ValueError(
             "Argument `directory` holds checkpoints but none is readable. "
             f"Received: directory={directory!r}"
@@ -531,6 +539,10 @@ class Checkpointing(keras.callbacks.Callback):
             return
         if self._epoch_start + batch - self._last_save_step >= self.save_freq:
             self._save(self._epoch, batch)
+            # Counted in batches, not optimizer steps: a rollback
+            # (DivergenceGuard) lowers the step counter, and counting from
+            # it would save at every batch until the counter caught up.
+            self._last_save_step = self._epoch_start + batch
 
     def on_epoch_end(self, epoch, logs=None):
         # Not when training stops here: resuming from this epoch's end would

@@ -15,7 +15,7 @@ import os
 import keras
 import numpy as np
 
-from callbacks import _lr_control, _state
+from callbacks import _lr_control, _state, _step_loss
 from callbacks._validation import check_number
 from callbacks.checkpointing import latest_checkpoint
 
@@ -54,10 +54,11 @@ def is_divergent(loss, history, spike_factor, min_history):
 class DivergenceGuard(keras.callbacks.Callback):
     """Roll back and lower the learning rate when the loss diverges.
 
-    After every step (every execution with `steps_per_execution > 1`) the
-    guard reads the mean loss of the steps since its previous check (from
-    the loss tracker, not the epoch's running mean, so a single bad batch
-    stands out). The loss diverges when it is NaN/inf, or when it exceeds
+    After every execution of the train function the guard reads the loss
+    of each step it ran (recorded in-graph: a step's own loss, not a
+    difference of the tracker's running sums, which a huge loss would
+    swamp), so with `steps_per_execution=k` it judges `k` losses per
+    check. A loss diverges when it is NaN/inf, or when it exceeds
     `spike_factor` times the median of the last `window` accepted losses.
     Every `snapshot_every` steps it also checks that the weights and
     optimizer slots are finite: a NaN can corrupt weights while the loss
@@ -66,9 +67,10 @@ class DivergenceGuard(keras.callbacks.Callback):
     normal). On a divergence the guard:
 
     1. restores the model's and optimizer's variables (weights, statistics,
-       optimizer slots and step counter) from the last snapshot whose
-       values were all finite, kept in memory, or read from the newest
-       checkpoint of a `Checkpointing` directory when `directory` is given;
+       optimizer slots and step counter) from the last state that was all
+       finite and whose own loss (the loss of the step that trained from
+       it) was accepted: a snapshot kept in memory, or, when `directory` is
+       given, the newest such checkpoint of a `Checkpointing` directory;
     2. multiplies the learning rate by `lr_factor` from the next step on,
        through the in-graph LR controller: it works on a float learning
        rate and on top of schedules and LR callbacks, without retracing;
@@ -81,9 +83,9 @@ class DivergenceGuard(keras.callbacks.Callback):
     settable again, a reduced float rate stays reduced) and raises
     `DivergenceError`, so the model left behind is usable. The guard
     writes no files; a `Checkpointing` callback in the same `fit` refuses
-    non-finite state, and as the guard checks every step and rolls back
-    before the next step begins, a checkpoint only ever holds state the
-    guard accepted.
+    non-finite state, and the guard never rolls back to a checkpoint
+    whose state's loss it has not accepted, nor to one of the timeline an
+    earlier rollback abandoned.
 
     Checking forces a host sync per check (the loss must be read), which
     also stops Keras dispatching batch-end callbacks asynchronously: on a
@@ -95,8 +97,9 @@ class DivergenceGuard(keras.callbacks.Callback):
             an explosion; `None` checks only for NaN/inf. Defaults to `10.0`.
         window: How many recent losses the running median covers.
             Defaults to `50`.
-        min_history: Losses needed before spikes are judged (early losses
-            fall fast). Defaults to `10`.
+        min_history: Steps whose losses are needed before spikes are
+            judged (early losses fall fast); counted in steps, whatever
+            `steps_per_execution` is. Defaults to `10`.
         lr_factor: Learning-rate multiplier applied at each rollback, in
             (0, 1]. Defaults to `0.5`.
         max_retries: Rollbacks allowed before giving up. Defaults to `3`.
@@ -153,89 +156,131 @@ class DivergenceGuard(keras.callbacks.Callback):
         self.verbose = verbose
         self.rollbacks = []
 
-    def _loss_tracker(self):
-        for metric in self.model.metrics:
-            if metric.name == "loss" and len(metric.variables) == 2:
-                return metric
-        return None
-
     def _take_snapshot(self, step):
-        """Keep the state if it is finite (in memory mode); say if it was."""
+        """Check that the state is finite and (in memory mode) keep it as a
+        candidate rollback point; say whether it was finite."""
         arrays = _state.read(self.model)
         if _state.non_finite(self.model, arrays):
             return False
-        if self.directory is None or self._snapshot is None:
-            self._snapshot, self._snapshot_step = arrays, step
+        if self.directory is None:
+            self._candidate = (arrays, step)
         return True
+
+    def _accept_through(self, step):
+        """The losses computed from the states up to `step` are accepted.
+
+        A state is a safe rollback point only once the loss of the step
+        that trained from it has been accepted: the state right after a
+        bad update looks finite, and only the next step's loss shows it.
+        """
+        self._accepted = step
+        if self._candidate is not None and self._candidate[1] <= step:
+            self._snapshot, self._snapshot_step = self._candidate
+            self._candidate = None
 
     def _rollback_target(self):
         if self.directory is not None:
-            found = latest_checkpoint(self.directory)
+            found = latest_checkpoint(self.directory, accept=self._usable)
             if found is not None and _state.mismatch(self.model,
                                                      found[1]) is None:
+                self._oldest_path = found[0]["path"]
                 return found[1], found[0]["step"]
         return self._snapshot, self._snapshot_step
+
+    def _usable(self, meta):
+        # Not a checkpoint of a timeline a rollback abandoned (saved before
+        # the checkpoint the last rollback restored), nor one whose state's
+        # loss is unknown yet.
+        newer = (self._oldest_path is None
+                 or os.path.basename(meta["path"])
+                 >= os.path.basename(self._oldest_path))
+        return newer and meta["step"] <= self._accepted
 
     def _restore_good_state(self):
         arrays, step = self._rollback_target()
         _state.write(self.model, arrays, ("model", "optimizer"))
+        self._candidate = None
+        self._accepted = step
+        self._checked_step = step
         return step
 
     # ------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
         self._control = _lr_control.attach(self, self.model)
         _state.ensure_optimizer_built(self.model)
+        self._recorder = _step_loss.StepLossRecorder(
+            self.model, _lr_control.variable_scope(self.model))
+        if not self._recorder.install():
+            self._recorder = None
         self.rollbacks = []
         self._history = collections.deque(maxlen=self.window)
-        self._snapshot = None
-        self._tracker = self._loss_tracker()
-        self._seen = (0.0, 0.0)
+        self._snapshot = self._candidate = None
+        self._oldest_path = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        # `fit` resets the metrics before each epoch.
-        self._seen = (0.0, 0.0)
+        # Steps trained since this epoch's last rollback (None: none yet).
+        self._since_rollback = None
+        if self._recorder is not None:
+            # Validation steps update the same tracker.
+            self._recorder.skip()
         if self._snapshot is not None:
             return
         # The first snapshot is taken here rather than at train begin, so
         # that a Checkpointing callback listed after the guard has already
         # restored the resumed state.
         step = int(self.model.optimizer.iterations.numpy())
-        self._checked_step = step
+        self._checked_step = self._accepted = step
         if not self._take_snapshot(step):
-            _lr_control.release(self.model)
+            self._release()
             raise ValueError(
                 "DivergenceGuard: the model's state is already non-finite "
                 "at the start of training."
             )
+        self._accept_through(step)
+
+    def _step_losses(self, logs):
+        if self._recorder is not None:
+            losses = self._recorder.read()
+            if losses:
+                return losses
+        # A custom `train_step` that does not update the loss tracker: the
+        # logged loss (a running mean) is all there is.
+        loss = (logs or {}).get("loss")
+        return [] if loss is None else [float(loss)]
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._tracker is not None:
-            total, count = (float(v.numpy()) for v in self._tracker.variables)
-            seen_total, seen_count = self._seen
-            if count <= seen_count:
-                return
-            loss = (total - seen_total) / (count - seen_count)
-            self._seen = (total, count)
-        else:
-            loss = float((logs or {}).get("loss", 0.0))
-        reason = is_divergent(loss, self._history, self.spike_factor,
-                              self.min_history)
-        step = int(self.model.optimizer.iterations.numpy())
-        if reason is not None:
-            self._recover(step, reason)
+        losses = self._step_losses(logs)
+        if not losses:
             return
-        self._history.append(loss)
+        step = int(self.model.optimizer.iterations.numpy())
+        for loss in losses:
+            reason = is_divergent(loss, self._history, self.spike_factor,
+                                  self.min_history)
+            if reason is not None:
+                self._recover(step, reason)
+                return
+            self._history.append(loss)
+        # Step `step` trained from the state at `step - 1`.
+        self._accept_through(step - 1)
+        if self._since_rollback is not None:
+            self._since_rollback += len(losses)
         if step - self._checked_step >= self.snapshot_every:
             self._checked_step = step
             if not self._take_snapshot(step):
                 self._recover(step, "non-finite weights")
 
+    def _release(self):
+        # Keras skips `on_train_end` when `fit` raises: give the optimizer
+        # back its own (settable) learning rate and the tracker its own
+        # `update_state` now.
+        _lr_control.release(self.model)
+        if self._recorder is not None:
+            self._recorder.uninstall()
+
     def _recover(self, step, reason):
         if len(self.rollbacks) >= self.max_retries:
             back_to = self._restore_good_state()
-            # Keras skips `on_train_end` when `fit` raises: give the
-            # optimizer back its own (settable) learning rate now.
-            _lr_control.release(self.model)
+            self._release()
             lr = _lr_control.current_learning_rate(self.model.optimizer)
             raise DivergenceError(
                 f"Training diverged at step {step} ({reason}) after "
@@ -255,11 +300,21 @@ class DivergenceGuard(keras.callbacks.Callback):
         self._control.floor.assign(floor)
         # The epoch's metrics include the diverged steps.
         self.model.reset_metrics()
-        self._seen = (0.0, 0.0)
+        self._since_rollback = 0
         if self.verbose:
             print(f"\nDivergenceGuard: step {step}: {reason}; rolled back "
                   f"to step {back_to}, learning rate x{scale:.4g} "
                   f"(rollback {len(self.rollbacks)}/{self.max_retries}).")
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self._since_rollback == 0 and logs is not None:
+            # No step trained after the rollback: the reset metrics would
+            # log a loss of 0; the epoch has no training metrics.
+            for key in logs:
+                if not key.startswith("val_"):
+                    logs[key] = float("nan")
+
     def on_train_end(self, logs=None):
+        if self._recorder is not None:
+            self._recorder.uninstall()
         _lr_control.detach(self, self.model)

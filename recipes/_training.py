@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -166,11 +167,12 @@ def find_peak_learning_rate(model, train, num_steps=60, verbose=0):
 
 def resolve_learning_rate(learning_rate, *, model, make_train, loss, out,
                           runtime, optimizer, make_optimizer, verbose,
-                          default_scale=1.0):
+                          default_scale=1.0, num_examples=None):
     """The phase-1 peak learning rate of a recipe, and where it came from.
 
     `None`: the registry's rate for `optimizer`, scaled to the global batch
-    and multiplied by `default_scale`;
+    (at most `num_examples`, the training set's size) and multiplied by
+    `default_scale`;
     `"auto"`: an LR range test on `model` (compiled here with
     `make_optimizer(1e-3)`), or the rate a crashed run in `out` already
     chose; a number: itself. The result is recorded in `out` so a resumed
@@ -187,8 +189,12 @@ def resolve_learning_rate(learning_rate, *, model, make_train, loss, out,
     """
     peak, finder = learning_rate, None
     if peak is None:
-        peak = default_learning_rate(optimizer,
-                                     runtime.batch_size) * default_scale
+        # A batch larger than the data set is the whole data set: the
+        # rate follows the batch the optimizer really sees.
+        batch = runtime.batch_size
+        if num_examples is not None:
+            batch = max(1, min(batch, num_examples))
+        peak = default_learning_rate(optimizer, batch) * default_scale
     elif peak == "auto":
         peak = out.recall().get("learning_rate")
         finder = "resumed" if peak is not None else None
@@ -204,8 +210,14 @@ def resolve_learning_rate(learning_rate, *, model, make_train, loss, out,
 
 def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
                         label_smoothing, schedule, warmup_fraction,
-                        steps_per_execution, verbose):
+                        steps_per_execution, verbose, callbacks=None,
+                        seed=None):
     """Validate the keyword arguments every recipe shares (before work)."""
+    check_callbacks(callbacks)
+    # `keras.utils.set_random_seed` hands the seed to NumPy, which takes
+    # only 32-bit seeds.
+    check_number("seed", seed, low=0, high=2**32 - 1, integer=True,
+                 allow_none=True)
     check_number("epochs", epochs, low=1, integer=True)
     check_number("batch_size", batch_size, low=1, integer=True)
     if learning_rate != "auto":
@@ -221,6 +233,18 @@ def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
         check_number("steps_per_execution", steps_per_execution, low=1,
                      integer=True)
     check_choice("verbose", verbose, (0, 1, 2))
+
+
+def check_callbacks(callbacks):
+    """`callbacks` must be `None` or a list/tuple of Keras callbacks."""
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, keras.callbacks.Callback) for c in callbacks):
+        raise TypeError(
+            "Argument `callbacks` must be a list of `keras.callbacks."
+            f"Callback` instances. Received: callbacks={callbacks!r}"
+        )
 
 
 def steps_per_execution_for(steps_per_execution, steps_per_epoch,
@@ -503,6 +527,15 @@ class OutputDir:
                           track=[*track, checkpoint]),
         ]
 
+    def mark_failed(self, message):
+        """Record in `run.json` that training failed, and why (a crashed
+        run, by contrast, stays "running" so that it resumes)."""
+        if self.path is None or not self.writer:
+            return
+        _write_json(self.file("run.json"), {
+            "status": "failed", "error": message,
+            "resolved": self.recall()})
+
     def write(self, model, config, metrics, history, status="finished"):
         """Write the final model, the run JSON and the plots."""
         if self.path is None:
@@ -634,15 +667,59 @@ def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
         extra=extra_callbacks, best=max(so_far) if so_far else None,
         resuming=status == "unfinished",
         ema=bool(_ema.ema_pairs(model.optimizer)))
+    # Only non-finite losses and weights: a spike rule would misfire late
+    # in training, when the median loss nears zero and one hard batch is
+    # many times the median.
+    guard = cb.DivergenceGuard(spike_factor=None, verbose=int(verbose > 0))
     # Inside the scope: a model from `distribute.prepare_model` does not
     # carry its strategy.
     with runtime.strategy.scope():
-        history = model.fit(train, validation_data=val,
-                            epochs=initial_epoch + epochs,
-                            initial_epoch=initial_epoch, callbacks=found,
-                            shuffle=False, verbose=verbose)
+        try:
+            history = model.fit(train, validation_data=val,
+                                epochs=initial_epoch + epochs,
+                                initial_epoch=initial_epoch,
+                                callbacks=[guard, *found],
+                                shuffle=False, verbose=verbose)
+        except cb.DivergenceError as error:
+            failure = diverged_error(model, phase, start, error)
+            out.mark_failed(str(failure))
+            raise failure from error
+    if guard.rollbacks:
+        step, back_to, reason = guard.rollbacks[-1]
+        if int(model.optimizer.iterations.numpy()) == back_to:
+            # Training ended right after a rollback: no step since trained.
+            failure = diverged_error(model, phase, start, (
+                f"The last rollback (step {step}: {reason}) was followed "
+                "by no step that trained."))
+            out.mark_failed(str(failure))
+            raise failure
+        warnings.warn(
+            f"Training phase {phase} diverged {len(guard.rollbacks)} "
+            "time(s) and recovered (rolled back, learning rate cut): "
+            f"{guard.rollbacks}. Consider a smaller `learning_rate`.",
+            stacklevel=3)
     out.epochs_drawn = start + len(history.history.get("loss", []))
     return merge_histories(before, history.history)
+
+
+def diverged_error(model, phase, start, error):
+    """The recipes' `DivergenceError`: what happened, the last good epoch."""
+    # `History.epoch` holds the global indices of the epochs this `fit`
+    # finished; an epoch that ended in a rollback logs a NaN loss.
+    record = getattr(model, "history", None)
+    losses = getattr(record, "history", {}).get("loss", [])
+    good = [epoch for epoch, loss in zip(getattr(record, "epoch", []),
+                                         losses, strict=False)
+            if math.isfinite(loss)]
+    last = good[-1] + 1 if good else start
+    good = (f"the last epoch that finished without diverging is epoch "
+            f"{last}" if last else "no epoch finished without diverging")
+    return cb.DivergenceError(
+        f"Training phase {phase} diverged (the loss or weights became "
+        f"NaN/inf) and the learning-rate cuts did not help; {good}. "
+        f"Details: {error} Pass a smaller `learning_rate`, or check the "
+        "data for NaN/inf values."
+    )
 
 
 # Iterators Keras's `fit` makes of a dataset of known length per epoch: the

@@ -14,6 +14,7 @@ path of a `.keras` file (loaded with `safe_mode=True`).
 import dataclasses
 import difflib
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -387,14 +388,50 @@ def build_backbone(backbone, weights="auto", input_shape=None):
                 f"Received: backbone={path!r} (no such file)"
             )
         _check_user_weights(weights)
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                "Argument `backbone` must be a `.keras` file saved by "
+                "Keras (a zip archive); this one is not a zip archive "
+                "(truncated, or another format renamed). "
+                f"Received: backbone={path!r}"
+            )
+        try:
+            model = keras.saving.load_model(path, safe_mode=True,
+                                            compile=False)
+        except Exception as error:  # noqa: BLE001 - any damage: one error
+            raise ValueError(
+                "Argument `backbone` must be a readable `.keras` model "
+                f"file; loading it failed ({type(error).__name__}: "
+                f"{error}). Received: backbone={path!r}"
+            ) from error
         return _features(model), _user_info(model), weights == "auto"
     info = get_backbone_info(backbone)
     weights, file_weights = _registry_weights(info, weights)
     if input_shape is None:
         size = info.native_size or (224, 224)
         input_shape = (*size, info.channels or 3)
-    model = info.builder(tuple(input_shape), weights)
+    try:
+        model = info.builder(tuple(input_shape), weights)
+    except ValueError as error:
+        if "at least" not in str(error):
+            raise
+        # Keras applications refuse inputs their downsampling would
+        # shrink to nothing ("Input size must be at least 32x32").
+        raise ValueError(
+            f"Argument `image_size` is too small for backbone="
+            f"{info.name!r}: {error}. Received: image_size="
+            f"{tuple(input_shape[:2])}"
+        ) from error
+    except Exception as error:
+        if weights is None or "URL fetch failure" not in str(error):
+            raise
+        raise ValueError(
+            f"Argument `weights`: the {weights} weights of backbone="
+            f"{info.name!r} could not be downloaded ({error}). Pass "
+            "`weights=None` to train it from scratch, or the path of a "
+            "weights file of the same architecture (`.weights.h5`) "
+            f"downloaded elsewhere. Received: weights={weights!r}"
+        ) from error
     if file_weights is not None:
         model.load_weights(file_weights)
     return model, info, weights is not None or file_weights is not None

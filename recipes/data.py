@@ -25,6 +25,7 @@ import dataclasses
 import difflib
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -171,7 +172,90 @@ def _first_image_size(path):
     return tuple(int(d) for d in image.shape[:2])
 
 
-def _from_directory(directory, name, image_size, class_names):
+# Folders with at least this many images show a progress bar while every
+# image is decoded once before training.
+_PROGRESS_FROM = 1000
+BAD_IMAGE_ACTIONS = ("raise", "skip")
+
+
+def decode_check(files, name, on_bad_image="raise", verbose=0):
+    """Decode every image file once; return the paths that fail.
+
+    A file whose header and trailer are intact can still hold corrupt data
+    that only decoding finds; inside a training pipeline TensorFlow then
+    stops with a graph error that does not name the file.
+
+    Args:
+        files: Image file paths.
+        name: The argument the files came from (for messages).
+        on_bad_image: `"raise"`: a `ValueError` naming the first bad file;
+            `"skip"`: return the bad files, with a warning listing them.
+            Defaults to `"raise"`.
+        verbose: Show a progress bar for `_PROGRESS_FROM` files or more.
+            Defaults to `0`.
+
+    Returns:
+        The list of bad files (empty with `"raise"`).
+
+    Raises:
+        ValueError: With `"raise"`, for the first file that is not a
+            complete, decodable JPEG, PNG, GIF or BMP image.
+    """
+    bad = []
+    for path in files:
+        # A truncated file can still decode (JPEG fills the rest with
+        # gray): its missing trailer is checked first.
+        try:
+            _check_image_file(path)
+        except ValueError:
+            if on_bad_image == "raise":
+                raise
+            bad.append(path)
+    skipped = set(bad)
+    files = [f for f in files if f not in skipped]
+    progress = (keras.utils.Progbar(len(files), unit_name="image")
+                if verbose and len(files) >= _PROGRESS_FROM else None)
+    # Decoded in parallel by tf.data; the files whose decoding raises are
+    # dropped by `ignore_errors`, so the missing indices are the bad files.
+    decoded = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(files)), list(files))).map(
+        lambda i, path: (i, tf.shape(tf.io.decode_image(
+            tf.io.read_file(path), expand_animations=False))),
+        num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = np.zeros(len(files), bool)
+    for count, (index, _) in enumerate(decoded.as_numpy_iterator(), 1):
+        good[index] = True
+        if progress is not None and (count % 100 == 0):
+            progress.update(count)
+    if progress is not None:
+        progress.update(len(files))
+    for index in np.flatnonzero(~good):
+        path = files[index]
+        if on_bad_image == "raise":
+            # Decoded again, alone, for the decoder's own reason.
+            try:
+                tf.io.decode_image(tf.io.read_file(path),
+                                   expand_animations=False)
+                reason = "it failed to decode"
+            except tf.errors.InvalidArgumentError as error:
+                reason = error.message.strip()
+            raise ValueError(
+                f"Argument `{name}` holds an image file that does not "
+                f"decode: {path} ({reason}). Replace or remove it, or pass "
+                "`on_bad_image='skip'` to train without it. "
+                f"Received: {name}={os.path.dirname(path)!r}"
+            )
+        bad.append(path)
+    if bad:
+        warnings.warn(
+            f"Skipping {len(bad)} image file(s) of `{name}` that do not "
+            f"decode (on_bad_image='skip'): {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}", stacklevel=3)
+    return bad
+
+
+def _from_directory(directory, name, image_size, class_names,
+                    on_bad_image="raise", verbose=0):
     if not os.path.isdir(directory):
         _fail(name, "must be an existing directory of class sub-folders or "
               "a TensorFlow Datasets name", f"{name}={directory!r}")
@@ -179,6 +263,10 @@ def _from_directory(directory, name, image_size, class_names):
         d for d in os.listdir(directory)
         if os.path.isdir(os.path.join(directory, d))
     )
+    if class_names is not None and folders != sorted(class_names):
+        _fail(name, "must hold one sub-folder per class of the training "
+              f"data ({sorted(class_names)})",
+              f"{directory!r} with class folders {folders}")
     # Keras reads a class folder's sub-folders too (the class is the
     # top-level folder), so every file is checked there as well.
     files = [
@@ -192,10 +280,13 @@ def _from_directory(directory, name, image_size, class_names):
         _fail(name, "must hold class sub-folders with image files "
               f"({', '.join(_IMAGE_EXTENSIONS)})",
               f"{name}={directory!r} with no image in its sub-folders")
-    for path in files:
-        _check_image_file(path)
+    bad = set(decode_check(files, name, on_bad_image, verbose))
+    if len(bad) == len(files):
+        _fail(name, "must hold at least one image that decodes",
+              f"{directory!r} where no image decodes")
     if image_size is None:
-        image_size = _first_image_size(files[0])
+        image_size = _first_image_size(
+            next(f for f in files if f not in bad))
     dataset = keras.utils.image_dataset_from_directory(
         directory, labels="inferred", label_mode="int",
         class_names=class_names, image_size=image_size, batch_size=None,
@@ -204,8 +295,13 @@ def _from_directory(directory, name, image_size, class_names):
     names = list(dataset.class_names)
     lookup = {n: i for i, n in enumerate(names)}
     labels = np.array(
-        [lookup[_class_folder(p, directory)] for p in dataset.file_paths],
+        [lookup[_class_folder(p, directory)] for p in dataset.file_paths
+         if p not in bad],
         dtype="int32")
+    if bad:
+        # The bad files fail inside Keras's decoding map; exactly those
+        # elements are dropped.
+        dataset = dataset.ignore_errors()
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, "int32")))
     return _Source(dataset, labels, names, (*image_size, 3), 255.0,
                    "directory")
@@ -261,10 +357,21 @@ def _from_dataset(dataset, name, class_names):
             label_spec.dtype.is_integer):
         _fail(name, "must yield one integer label per image",
               f"label spec {label_spec}")
-    labels = np.fromiter(dataset.map(lambda x, y: y).as_numpy_iterator(),
-                         dtype="int64").astype("int32")
+    # One pass reads the labels and, for float images, checks the pixels:
+    # a NaN pixel would make the loss and then the weights NaN.
+    floats = image_spec.dtype.is_floating
+    pairs = np.array(list(dataset.map(lambda x, y: (
+        tf.cast(y, "int64"),
+        tf.reduce_all(tf.math.is_finite(x)) if floats else tf.constant(
+            True))).as_numpy_iterator()), dtype="int64").reshape(-1, 2)
+    labels, finite = pairs[:, 0].astype("int32"), pairs[:, 1].astype(bool)
     if len(labels) == 0:
         _fail(name, "must not be empty", "a dataset with no element")
+    if not finite.all():
+        _fail(name, "must hold finite pixels (a NaN or inf pixel makes the "
+              "loss and then the weights NaN)",
+              f"a dataset with {int((~finite).sum())} image(s) holding "
+              f"NaN/inf, the first at element {int(np.argmin(finite))}")
     if image_spec.dtype == tf.uint8:
         value_range = 255.0
     else:
@@ -277,12 +384,14 @@ def _from_dataset(dataset, name, class_names):
                    tuple(image_spec.shape), value_range, "dataset")
 
 
-def _load_source(data, name, *, split, data_dir, image_size, class_names):
+def _load_source(data, name, *, split, data_dir, image_size, class_names,
+                 on_bad_image="raise", verbose=0):
     if isinstance(data, tf.data.Dataset):
         return _from_dataset(data, name, class_names)
     if isinstance(data, os.PathLike) or (
             isinstance(data, str) and (os.sep in data or os.path.exists(data))):
-        return _from_directory(os.fspath(data), name, image_size, class_names)
+        return _from_directory(os.fspath(data), name, image_size,
+                               class_names, on_bad_image, verbose)
     if isinstance(data, str):
         return _from_tfds(data, name, split, data_dir)
     if isinstance(data, (tuple, list)):
@@ -345,7 +454,8 @@ def _hold_out(source, fraction, seed):
 
 def load_image_data(data, *, validation_data=None, validation_split=0.2,
                     split="train", data_dir=None,
-                    image_size=None, class_names=None, seed=0):
+                    image_size=None, class_names=None, seed=0,
+                    on_bad_image="raise", verbose=0):
     """Load any supported image source into train/validation datasets.
 
     When `validation_data` is not given, a fraction `validation_split` of the
@@ -371,6 +481,12 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
         class_names: Optional list of class names; labels must be in
             `[0, len(class_names))`. Defaults to `None` (inferred).
         seed: Seed of the validation split. Defaults to `0`.
+        on_bad_image: What to do with an image file of a folder that does
+            not decode (every image is decoded once before training):
+            `"raise"` a `ValueError` naming it, or `"skip"` it with a
+            warning. Defaults to `"raise"`.
+        verbose: Show a progress bar while decoding large folders.
+            Defaults to `0`.
 
     Returns:
         An `ImageData`.
@@ -398,7 +514,9 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
                   f"class_names={class_names}")
     if image_size is not None:
         image_size = check_image_size(image_size)
-    kwargs = dict(split=split, data_dir=data_dir, image_size=image_size)
+    check_choice("on_bad_image", on_bad_image, BAD_IMAGE_ACTIONS)
+    kwargs = dict(split=split, data_dir=data_dir, image_size=image_size,
+                  on_bad_image=on_bad_image, verbose=verbose)
     train = _load_source(data, "data", class_names=class_names, **kwargs)
     names = class_names or train.class_names
     if train.labels is not None:

@@ -19,11 +19,12 @@ in one phase with every layer trainable.
 
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
 
-from callbacks._validation import check_number
+from callbacks._validation import check_choice, check_number
 from recipes import _training, distribute
 from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
@@ -35,6 +36,7 @@ from recipes.backbones import (
     select_fine_tune_layers,
 )
 from recipes.data import (
+    BAD_IMAGE_ACTIONS,
     augmentation_layers,
     check_image_size,
     load_image_data,
@@ -106,9 +108,31 @@ class ImageClassifierResult(_training.FitResult):
                 f"{expected} (or {expected[:2]} for one channel), one image "
                 f"or a batch. Received: images.shape={received}"
             )
+        _check_pixel_range(images, self.config.get("value_range"))
         probabilities = self.model.predict(images, batch_size=batch_size,
                                            verbose=0)
         return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
+
+
+def _check_pixel_range(images, value_range):
+    """Refuse pixels above the training range; warn on [0, 1] floats given
+    to a model trained on [0, 255] (its rescaling would see them as near
+    black, and the answers would be silently wrong)."""
+    if value_range is None or images.size == 0:
+        return
+    top = float(np.max(images))
+    if top > value_range * (1 + 1e-6):
+        raise ValueError(
+            f"Argument `images` must hold pixels in [0, {value_range:g}], "
+            f"the range the model was trained on. Received: images="
+            f"pixels up to {top:g}"
+        )
+    if value_range > 1 and images.dtype.kind == "f" and 0 < top <= 1.0:
+        warnings.warn(
+            f"`images` look like floats in [0, 1], but the model was "
+            f"trained on pixels in [0, {value_range:g}]: its predictions "
+            f"will be wrong. Multiply them by {value_range:g} first.",
+            stacklevel=3)
 
 
 def build_image_classifier(backbone_model, preprocessing, *, input_shape,
@@ -209,7 +233,7 @@ def _check_args(kw):
         label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
         warmup_fraction=kw["warmup_fraction"],
         steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"])
+        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"])
     check_number("fine_tune_epochs", kw["fine_tune_epochs"], low=0,
                  integer=True, allow_none=True)
     layers = kw["fine_tune_layers"]
@@ -234,6 +258,7 @@ def _check_args(kw):
     check_number("seed", kw["seed"], low=0, integer=True, allow_none=True)
     if kw["image_size"] is not None:
         check_image_size(kw["image_size"])
+    check_choice("on_bad_image", kw["on_bad_image"], BAD_IMAGE_ACTIONS)
     if not (isinstance(kw["augment"], str) and kw["augment"] == "auto"):
         augmentation_layers(kw["augment"])
     backbone = kw["backbone"]
@@ -264,7 +289,7 @@ def fit_image_classifier(
         mixup=0.0, cutmix=0.0, batch_size=32, early_stopping=True,
         patience=None, callbacks=None, strategy="auto", mixed_precision="auto",
         steps_per_execution="auto", output_dir=None, overwrite=False,
-        seed=None, verbose=1):
+        seed=None, verbose=1, on_bad_image="raise"):
     """Train an image classifier, transfer learning included, in one call.
 
     Data may be NumPy arrays `(x, y)`, a directory of class sub-folders, a
@@ -391,6 +416,10 @@ def fit_image_classifier(
             to `None`.
         verbose: 0 (silent), 1 (progress bars) or 2 (one line per epoch).
             Defaults to `1`.
+        on_bad_image: For image folders, whose every image is decoded once
+            before training: `"raise"` a `ValueError` naming a file that
+            does not decode, or `"skip"` such files with a warning.
+            Defaults to `"raise"`.
 
     Returns:
         An `ImageClassifierResult` (`model`, `predict`, `class_names`,
@@ -418,6 +447,7 @@ def fit_image_classifier(
     """
     kw = dict(locals())
     _check_args(kw)
+    _check_output_outside_data(output_dir, data, validation_data)
     out = _training.OutputDir(output_dir, overwrite,
                               settings=_training.run_settings(kw))
     if seed is not None:
@@ -430,10 +460,12 @@ def fit_image_classifier(
     images = load_image_data(
         data, validation_data=validation_data,
         validation_split=validation_split, split=split, data_dir=data_dir,
-        image_size=size, class_names=class_names, seed=seed or 0)
+        image_size=size, class_names=class_names, seed=seed or 0,
+        on_bad_image=on_bad_image, verbose=int(verbose > 0))
     test = None
     if test_data is not None:
-        test = _load_test(data, test_data, images, split, data_dir, size)
+        test = _load_test(data, test_data, images, split, data_dir, size,
+                          on_bad_image)
     if backbone == "auto":
         known = [s for s in images.image_shape[:2] if s is not None]
         small = known and max(known) <= _SMALL_IMAGE
@@ -510,7 +542,8 @@ def fit_image_classifier(
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _training.make_optimizer(
             optimizer, rate, weight_decay),
-        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE)
+        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE,
+        num_examples=images.num_train)
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: _training.make_optimizer(
@@ -567,6 +600,24 @@ def fit_image_classifier(
                                  config, out.path)
 
 
+def _check_output_outside_data(output_dir, *folders):
+    """A run directory inside an image folder would be read back as a
+    class folder (its plots as images) by the next run on that folder."""
+    if output_dir is None:
+        return
+    out = os.path.realpath(os.fspath(output_dir))
+    for folder in folders:
+        if isinstance(folder, str | os.PathLike) and os.path.isdir(folder):
+            root = os.path.realpath(os.fspath(folder))
+            if os.path.commonpath([out, root]) == root:
+                raise ValueError(
+                    "Argument `output_dir` must not be inside the image "
+                    f"folder {os.fspath(folder)!r} (a later run would read "
+                    "it as a class of images). Received: output_dir="
+                    f"{os.fspath(output_dir)!r}"
+                )
+
+
 def _describe_weights(weights, info):
     if weights == "auto":
         return info.pretrained_weights[0] if info.pretrained_weights else (
@@ -574,13 +625,15 @@ def _describe_weights(weights, info):
     return weights if weights is None else os.fspath(weights)
 
 
-def _load_test(data, test_data, images, split, data_dir, size):
+def _load_test(data, test_data, images, split, data_dir, size,
+               on_bad_image="raise"):
     same_tfds = (images.source == "tfds" and isinstance(test_data, str)
                  and not os.path.exists(test_data))
     loaded = load_image_data(
         data if same_tfds else test_data, validation_split=0.0,
         split=test_data if same_tfds else split, data_dir=data_dir,
-        image_size=size, class_names=images.class_names)
+        image_size=size, class_names=images.class_names,
+        on_bad_image=on_bad_image)
     if loaded.image_shape != images.image_shape:
         raise ValueError(
             "Argument `test_data` must hold images of the training shape "

@@ -38,7 +38,7 @@ def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
         The `keras.Model`.
 
     Raises:
-        TypeError: If `path` is not a path.
+        TypeError: If `path` is not a path, or `custom_objects` not a dict.
         FileNotFoundError: If `path` does not exist.
         ValueError: If the file is a folder, a weights-only file, a legacy
             file without `allow_legacy=True`, not a valid `.keras` archive,
@@ -53,6 +53,12 @@ def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(
             f"Argument `path` must be a path. Received: path={path!r}"
+        )
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(
+            "Argument `custom_objects` must be a dict mapping names to "
+            "classes or functions, or None. "
+            f"Received: custom_objects={custom_objects!r}"
         )
     path = os.fspath(path)
     if not os.path.exists(path):

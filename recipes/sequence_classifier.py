@@ -210,7 +210,7 @@ def _check_args(kw):
         label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
         warmup_fraction=kw["warmup_fraction"],
         steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"])
+        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"])
     _check_model_args(kw["cell"], kw["bidirectional"], kw["units"],
                       kw["layers"], kw["dropout"], kw["recurrent_dropout"],
                       kw["max_tokens"], kw["max_length"], kw["embedding_dim"])
@@ -438,7 +438,8 @@ def fit_sequence_classifier(
         learning_rate, model=model, make_train=make_train, loss=loss,
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: make_clipped_optimizer(
-            optimizer, rate, weight_decay, clipnorm))
+            optimizer, rate, weight_decay, clipnorm),
+        num_examples=seqs.num_train)
     history = _training.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: make_clipped_optimizer(

@@ -192,7 +192,13 @@ def _from_pair(data, name, padding_value, class_names):
         if text.ndim != 1:
             _fail(name, "must hold one string per example",
                   f"strings of shape {text.shape}")
-        return text.astype(str), labels, names, "text", None, "text"
+        text = text.astype(str)
+        if not any(t.strip() for t in text):
+            # Nothing to tokenize: the vectorizer's vocabulary would be
+            # empty and every example the same padding.
+            _fail(name, "must hold some non-empty text",
+                  f"{name}=({len(text)} strings, all empty or blank)")
+        return text, labels, names, "text", None, "text"
     ragged = not (isinstance(x, np.ndarray) and x.dtype != object)
     array = sequences_to_array(x, name, padding_value)
     source = "ragged" if ragged and len(

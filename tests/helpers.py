@@ -52,14 +52,15 @@ def small_cnn(num_classes=10, input_shape=(28, 28, 1)):
     )
 
 
-def mlp(num_classes=10, input_shape=(28, 28, 1), units=64):
-    """A small MLP used across tests."""
+def mlp(num_classes=10, input_shape=(28, 28, 1), units=64,
+        output_activation="softmax"):
+    """A small MLP used across tests (`output_activation=None`: logits)."""
     return keras.Sequential(
         [
             keras.Input(input_shape),
             keras.layers.Flatten(),
             keras.layers.Dense(units, activation="relu"),
-            keras.layers.Dense(num_classes, activation="softmax"),
+            keras.layers.Dense(num_classes, activation=output_activation),
         ]
     )
 

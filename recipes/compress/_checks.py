@@ -71,7 +71,8 @@ def check_labelled_data(name, data, input_shape, num_classes):
         `(x, y)` as NumPy arrays.
 
     Raises:
-        ValueError: If `data` is not a pair, `x` does not fit the model,
+        ValueError: If `data` is not a pair, `x` does not fit the model
+            or holds NaN/inf,
             the labels are not 1-D integer class indices in
             `[0, num_classes)`, or `x` and `y` differ in length.
     """
@@ -90,6 +91,15 @@ def check_labelled_data(name, data, input_shape, num_classes):
             f"Argument `{name}` must hold at least one example. "
             f"Received: x of shape {x.shape}"
         )
+    if np.issubdtype(x.dtype, np.inexact):
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"Argument `{name}` must hold finite inputs (a NaN or inf "
+                "input makes the loss and then the weights NaN). Received: "
+                f"{name}=(x with {int(bad.sum())} example(s) holding "
+                f"NaN/inf, the first at index {int(np.argmax(bad))}, y)"
+            )
     if y.ndim != 1:
         raise ValueError(
             f"Argument `{name}` must have 1-D integer labels (class "

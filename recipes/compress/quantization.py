@@ -13,6 +13,7 @@ import time
 import uuid
 import warnings
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,6 +54,7 @@ def quantize(model, mode="int8", **kwargs):
         `model`, quantized in place.
 
     Raises:
+        TypeError: If `model` is not a `keras.Model` (a path, say).
         ValueError: If `mode` is unknown or the model is not built.
 
     Example:
@@ -62,6 +64,12 @@ def quantize(model, mode="int8", **kwargs):
     >>> model.layers[0].kernel.dtype
     'int8'
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Argument `model` must be a `keras.Model` (load a `.keras` "
+            "file first with `recipes.load_model(path)`). "
+            f"Received: model={model!r}"
+        )
     check_choice("mode", mode, KERAS_MODES)
     if not model.built:
         raise ValueError(

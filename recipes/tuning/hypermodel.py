@@ -6,6 +6,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
+from callbacks import DivergenceError
 from callbacks._validation import check_choice, check_number
 from recipes import _training
 from recipes.backbones import build_backbone, get_backbone_info, is_pretrained
@@ -26,8 +27,9 @@ _OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite",
           "dropout", "label_smoothing", "augment", "mixup", "cutmix",
           "fine_tune_layers", "batch_size")
 # Errors that make one configuration fail without stopping the search.
+# A recipe's `DivergenceError` (its guard gave up) fails the trial too.
 _TRIAL_ERRORS = (ValueError, ArithmeticError, MemoryError,
-                 tf.errors.OpError)
+                 tf.errors.OpError, DivergenceError)
 
 
 class ImageClassifierHyperModel(keras_tuner.HyperModel):

@@ -228,6 +228,12 @@ def tune_image_classifier(
                 executions_per_trial)
     check_choice("verbose", verbose, (0, 1, 2))
     project_name = _ownership.check_path_part("project_name", project_name)
+    if os.path.isfile(os.fspath(directory)):
+        raise ValueError(
+            "Argument `directory` must be a folder (or a path to create "
+            "one at); it is an existing file. "
+            f"Received: directory={os.fspath(directory)!r}"
+        )
     if recipe_kwargs.get("seed") is None:
         recipe_kwargs["seed"] = seed
     hypermodel = ImageClassifierHyperModel(

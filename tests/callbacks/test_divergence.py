@@ -10,13 +10,17 @@ from callbacks.checkpointing import Checkpointing, _checkpoint_paths, _read
 from callbacks.divergence import DivergenceError, DivergenceGuard, is_divergent
 from tests.helpers import mlp
 
+# The suite's models must never pair a softmax with a logits loss.
+pytestmark = pytest.mark.filterwarnings(
+    "error:.*received `from_logits=True`, but:UserWarning")
+
 BATCH = 64
 STEPS_PER_EPOCH = math.ceil(4000 / BATCH)  # 63 on MNIST-5k
 
 
 def _compiled(learning_rate=1e-3, input_shape=(28, 28, 1)):
     keras.utils.set_random_seed(0)
-    model = mlp(input_shape=input_shape)
+    model = mlp(input_shape=input_shape, output_activation=None)
     model.compile(
         keras.optimizers.Adam(learning_rate),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -299,16 +303,105 @@ def test_rollbacks_go_below_the_plateau_min_lr():
     opt = RecordingSGD(0.1)
     model, x, y = _tiny_regression(opt)
     # 8 steps per epoch. The plateau halves the LR after epoch 1 (0.05 =
-    # its min_lr); the poisoned step 20 is rolled back and the guard
-    # halves it again: 0.025, below min_lr.
+    # its min_lr); the kernel is poisoned after the snapshot of step 20,
+    # whose own loss (step 21's) is therefore never accepted: the rollback
+    # goes to step 19, and the guard halves the LR: 0.025, below min_lr.
     guard = DivergenceGuard(spike_factor=None, snapshot_every=1, verbose=0)
     model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False,
               callbacks=[Flat(), _PoisonAtStep(20), guard,
                          ReduceLROnPlateau(monitor="flat", mode="min",
                                            patience=1, factor=0.5,
                                            min_lr=0.05)])
-    assert [r[:2] for r in guard.rollbacks] == [(21, 20)]
+    assert [r[:2] for r in guard.rollbacks] == [(21, 19)]
     lrs = opt.lr_log.numpy()
     np.testing.assert_allclose(lrs[:16], 0.1, rtol=1e-6)
-    np.testing.assert_allclose(lrs[16:20], 0.05, rtol=1e-6)
-    np.testing.assert_allclose(lrs[20:23], 0.025, rtol=1e-6)
+    np.testing.assert_allclose(lrs[16:19], 0.05, rtol=1e-6)
+    np.testing.assert_allclose(lrs[19:22], 0.025, rtol=1e-6)
+
+
+def _frozen_regression(y, batch_size, steps_per_execution=1):
+    """A Dense(1) that never moves (SGD with LR 0): every batch's loss is
+    the NumPy MSE of its targets against the fixed initial predictions."""
+    rng = np.random.default_rng(1)
+    x = rng.random((len(y), 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.0), "mse",
+                  steps_per_execution=steps_per_execution)
+    pred = model.predict(x, verbose=0)
+    batch_losses = [
+        float(np.mean((y[i:i + batch_size] - pred[i:i + batch_size]) ** 2))
+        for i in range(0, len(y), batch_size)
+    ]
+    return model, x, batch_losses
+
+
+def test_min_history_counts_steps_not_checks():
+    # 16 batches of 8, 8 steps per execution: two checks per epoch. Batch
+    # 12 (step 13) has a loss ~200x the others; 12 step losses are known
+    # by then (>= min_history=10), so it is a spike, although only one
+    # check came before.
+    y = np.ones((128, 1), "float32")
+    y[96:104] = 15.0
+    model, x, losses = _frozen_regression(y, 8, steps_per_execution=8)
+    median = np.median(losses[:12])
+    assert losses[12] > 100 * median
+    guard = DivergenceGuard(min_history=10, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
+              callbacks=[guard])
+    ((step, back_to, reason),) = guard.rollbacks
+    assert (step, back_to) == (16, 0)
+    assert f"loss {losses[12]:.4g} > 10 x running median {median:.4g}" \
+        == reason
+
+
+def test_a_huge_loss_does_not_hide_the_later_ones():
+    # Batch 0's loss is ~5e29 (accepted: fewer than min_history=3 losses
+    # are known); the float32 running sum then absorbs every later loss
+    # of order 1. Batch 6's loss of ~1e3 must still be read, and is a
+    # spike over the median of batches 0..5.
+    y = np.ones((80, 1), "float32")
+    y[:8] = 7e14
+    y[48:56] = 40.0
+    model, x, losses = _frozen_regression(y, 8)
+    assert losses[0] > 1e29
+    median = np.median(losses[:6])
+    assert losses[6] > 10 * median
+    guard = DivergenceGuard(min_history=3, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False,
+              callbacks=[guard])
+    ((step, _, reason),) = guard.rollbacks
+    assert step == 7
+    assert f"loss {losses[6]:.4g} >" in reason
+
+
+def _latest_checkpoint_number(directory):
+    name = os.path.basename(_checkpoint_paths(directory)[0])
+    return int(name[len("ckpt-"):-len(".npz")])
+
+
+@pytest.mark.parametrize("directory_mode", [False, True])
+def test_lr_spike_recovers_beside_checkpointing(digits_8x8, tmp_path,
+                                                directory_mode):
+    (x, y), _ = digits_8x8
+    steps_per_epoch = math.ceil(len(x) / 32)
+    guard = DivergenceGuard(
+        snapshot_every=10, verbose=0,
+        directory=tmp_path if directory_mode else None)
+    model = _compiled(input_shape=(8, 8, 1))
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[
+        Checkpointing(tmp_path, save_freq=5), guard,
+        SpikeLearningRate(step=34, value=50.0)])
+    # Step 35 trains with LR 50; its result shows in step 36's loss. The
+    # state at step 35 is finite and was checkpointed, but its loss was
+    # never accepted; the newest one whose loss was is 30, saved by
+    # Checkpointing (directory mode) and snapshotted by the guard (memory
+    # mode).
+    ((step, back_to, _),) = guard.rollbacks
+    assert back_to == 30 and step in (35, 36, 37), guard.rollbacks
+    assert _all_weights_finite(model)
+    # One save per 5 batches trained (plus the final one), a rollback or
+    # not: Checkpointing does not save at every step after it.
+    batches = 2 * steps_per_epoch
+    assert _latest_checkpoint_number(tmp_path) <= batches // 5 + 2
+    _checkpoints_finite(tmp_path)

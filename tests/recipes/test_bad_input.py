@@ -21,7 +21,8 @@ import pytest
 import callbacks
 import recipes
 from callbacks import Checkpointing, DivergenceGuard, checkpoint_status
-from recipes import distribute
+from recipes import backbones, distribute
+from recipes import data as image_data
 
 
 def case(call, error, name, id):
@@ -117,6 +118,94 @@ CASES = [
 ]
 
 
+# issue 18, item 8 (and the data checks of items 5-7).
+def _pixels():
+    return np.zeros((20, 8, 8, 1), "float32"), np.arange(20) % 2
+
+
+def _result_255():
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    return recipes.ImageClassifierResult(
+        model, ["a", "b"], {}, {}, {"value_range": 255.0})
+
+
+def _offline(call):
+    # A proxy nobody listens on: the download fails at once, as offline.
+    def run(ws):
+        saved = {k: os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy")}
+        os.environ["HTTPS_PROXY"] = os.environ["https_proxy"] = (
+            "http://127.0.0.1:9")
+        try:
+            return call(ws)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return run
+
+
+def _nan_dataset():
+    import tensorflow as tf
+
+    x, y = _pixels()
+    x[7, 2, 3, 0] = np.nan
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def _logits_model():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+CASES += [
+    case(lambda ws: recipes.fit_image_classifier(
+        _pixels(), callbacks=[1], output_dir=os.path.join(ws, "new_run")),
+        TypeError, "callbacks", id="image-callbacks-not-callbacks"),
+    case(lambda ws: recipes.fit_image_classifier(_pixels(), seed=2**40),
+         ValueError, "seed", id="image-seed-over-32-bits"),
+    case(lambda ws: recipes.fit_image_classifier(
+        _pixels(), backbone="mobilenet_v2", weights=None, image_size=16),
+        ValueError, "image_size", id="image-size-below-backbone-minimum"),
+    case(lambda ws: backbones.build_backbone(os.path.join(ws, "corrupt.keras")),
+         ValueError, "backbone", id="backbone-truncated-keras"),
+    case(lambda ws: backbones.build_backbone(
+        os.path.join(ws, "not_a_zip.keras")),
+        ValueError, "backbone", id="backbone-keras-not-zip"),
+    case(lambda ws: image_data.load_image_data(
+        os.path.join(ws, "images"),
+        validation_data=os.path.join(ws, "images_val")),
+        ValueError, "validation_data", id="image-validation-classes-differ"),
+    case(lambda ws: recipes.fit_sequence_classifier(
+        (["", " ", "", "  "] * 5, [0, 1] * 10)),
+        ValueError, "data", id="sequence-empty-strings"),
+    case(lambda ws: recipes.quantize(os.path.join(ws, "model.keras")),
+         TypeError, "model", id="quantize-a-path"),
+    case(lambda ws: recipes.tune_image_classifier(
+        _pixels(), directory=os.path.join(ws, "notes.txt")),
+        ValueError, "directory", id="tuner-directory-is-a-file"),
+    case(lambda ws: recipes.load_model(os.path.join(ws, "model.keras"),
+                                       custom_objects=5),
+         TypeError, "custom_objects", id="load-custom-objects-not-dict"),
+    case(lambda ws: recipes.fit_image_classifier(
+        os.path.join(ws, "images"),
+        output_dir=os.path.join(ws, "images", "run")),
+        ValueError, "output_dir", id="image-output-dir-inside-data"),
+    case(lambda ws: recipes.distill(
+        _logits_model(), _logits_model(),
+        (np.full((8, 4), np.nan, "float32"), np.arange(8) % 3)),
+        ValueError, "data", id="distill-nan-inputs"),
+    case(lambda ws: _result_255().predict(np.full((2, 4, 4, 1), 300.0)),
+         ValueError, "images", id="predict-pixels-above-training-range"),
+    case(lambda ws: recipes.fit_image_classifier(_nan_dataset()),
+         ValueError, "data", id="image-tf-data-nan-pixels"),
+    case(_offline(lambda ws: backbones.build_backbone(
+        "mobilenet_v2", weights="imagenet", input_shape=(32, 32, 3))),
+        ValueError, "weights", id="backbone-imagenet-offline"),
+]
+
+
 def _snapshot(folder):
     state = {}
     for root, _, files in os.walk(folder):
@@ -135,8 +224,20 @@ def _model_bytes(tmp_path_factory):
     return path.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def _png_bytes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("png")
+    images = []
+    for i in range(2):
+        keras.utils.save_img(folder / f"{i}.png",
+                             np.full((8, 8, 3), 40 * i, "uint8"),
+                             scale=False)
+        images.append((folder / f"{i}.png").read_bytes())
+    return images
+
+
 @pytest.fixture
-def workspace(tmp_path, _model_bytes):
+def workspace(tmp_path, _model_bytes, _png_bytes):
     (tmp_path / "model.keras").write_bytes(_model_bytes)
     (tmp_path / "corrupt.keras").write_bytes(_model_bytes[:100])
     (tmp_path / "legacy.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 64)
@@ -144,6 +245,12 @@ def workspace(tmp_path, _model_bytes):
     finished = tmp_path / "finished_run"
     finished.mkdir()
     (finished / "run.json").write_text(json.dumps({"status": "finished"}))
+    (tmp_path / "not_a_zip.keras").write_text("not a Keras archive")
+    for folder, classes in (("images", "ab"), ("images_val", "ac")):
+        for name in classes:
+            (tmp_path / folder / name).mkdir(parents=True)
+            for i, png in enumerate(_png_bytes):
+                (tmp_path / folder / name / f"{i}.png").write_bytes(png)
     damaged = tmp_path / "damaged_run"
     damaged.mkdir()
     (damaged / "ckpt-000000000001.npz").write_bytes(b"truncated")

@@ -295,3 +295,42 @@ def test_bad_validation_split_and_image_size(digits_8x8):
         load_image_data((x[:3], y[:3]), validation_split=0.1)
     with pytest.raises(ValueError, match="image_size"):
         load_image_data((x, y), image_size=(0, 4))
+
+
+def _folder_with_a_corrupt_middle(root):
+    """Two classes of three PNGs; `b/1.png` keeps its PNG signature and
+    IEND trailer but has zeros in the middle of its compressed data."""
+    rng = np.random.default_rng(0)
+    for name in "ab":
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            keras.utils.save_img(
+                root / name / f"{i}.png",
+                rng.integers(0, 255, (12, 12, 3)).astype("uint8"),
+                scale=False)
+    bad = root / "b" / "1.png"
+    data = bytearray(bad.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 40] = bytes(40)
+    bad.write_bytes(data)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]
+    return str(bad)
+
+
+def test_an_image_corrupt_in_the_middle_is_named_before_training(tmp_path):
+    bad = _folder_with_a_corrupt_middle(tmp_path / "images")
+    with pytest.raises(ValueError, match="does not decode") as raised:
+        load_image_data(str(tmp_path / "images"), validation_split=0.0)
+    assert bad in str(raised.value)
+    assert "on_bad_image='skip'" in str(raised.value)
+
+
+def test_on_bad_image_skip_trains_without_the_file(tmp_path):
+    bad = _folder_with_a_corrupt_middle(tmp_path / "images")
+    with pytest.warns(UserWarning, match="Skipping 1 image") as caught:
+        data = load_image_data(str(tmp_path / "images"),
+                               validation_split=0.0, on_bad_image="skip")
+    assert bad in str(caught[0].message)
+    assert data.num_train == 5
+    labels = [int(y) for _, y in data.train]
+    assert sorted(labels) == [0, 0, 0, 1, 1]

@@ -4,12 +4,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import recipes
 from recipes import fit_image_classifier
 from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import build_backbone, small_cnn
@@ -451,3 +453,16 @@ def test_same_seed_gives_identical_weights(digits_8x8):
         return result.model.get_weights()
 
     assert_seed_determines_weights(weights, 7, 8)
+
+
+def test_predict_warns_on_unit_floats_for_a_0_255_model():
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    result = recipes.ImageClassifierResult(
+        model, ["a", "b"], {}, {}, {"value_range": 255.0})
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match=r"floats in \[0, 1\]"):
+        result.predict(rng.random((3, 4, 4, 1)).astype("float32"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result.predict(rng.random((3, 4, 4, 1)).astype("float32") * 255)

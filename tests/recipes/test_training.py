@@ -127,3 +127,38 @@ def test_recipe_creates_no_variable_inside_its_train_step(digits_8x8):
         fit_image_classifier((x, y), validation_data=(xv, yv), epochs=1,
                              seed=0, verbose=0)
     assert created.names == []
+
+
+def test_a_diverging_recipe_raises_and_names_the_last_good_epoch(
+        digits_8x8, tmp_path):
+    (x, y), _ = digits_8x8
+    with pytest.raises(Exception) as raised:
+        fit_image_classifier((x[:256], y[:256]), epochs=2, batch_size=64,
+                             learning_rate=1e8, verbose=0, seed=0,
+                             output_dir=tmp_path / "run")
+    # Not a NaN model returned silently: the guard's error, explained.
+    from callbacks import DivergenceError
+    assert isinstance(raised.value, DivergenceError)
+    message = str(raised.value)
+    assert "diverged" in message and "learning_rate" in message
+    assert "no epoch finished without diverging" in message
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["status"] == "failed"
+    assert "diverged" in run["error"]
+
+
+def test_default_learning_rate_uses_the_batch_the_data_allows(digits_8x8):
+    from recipes import optimizers
+
+    (x, y), _ = digits_8x8
+    n = 200
+    result = fit_image_classifier((x[:n], y[:n]), epochs=1,
+                                  batch_size=10**9, verbose=0, seed=0)
+    # The square-root rule from batch 32, at the 160 training examples a
+    # batch can hold (200 less the 20% validation split), times the
+    # from-scratch factor 2 (small_cnn trains from scratch).
+    assert result.config["num_train"] == 160
+    expected = (optimizers.default_learning_rate("adamw")
+                * np.sqrt(160 / 32) * 2.0)
+    np.testing.assert_allclose(result.config["learning_rate"], expected,
+                               rtol=1e-6)
