@@ -174,7 +174,7 @@ def _first_image_size(path):
 def _from_directory(directory, name, image_size, class_names):
     if not os.path.isdir(directory):
         _fail(name, "must be an existing directory of class sub-folders or "
-              "a TensorFlow Datasets name", f"{name}={directory!r}")
+              "a TensorFlow Datasets name", repr(directory))
     folders = sorted(
         d for d in os.listdir(directory)
         if os.path.isdir(os.path.join(directory, d))
@@ -191,7 +191,7 @@ def _from_directory(directory, name, image_size, class_names):
     if not files:
         _fail(name, "must hold class sub-folders with image files "
               f"({', '.join(_IMAGE_EXTENSIONS)})",
-              f"{name}={directory!r} with no image in its sub-folders")
+              f"{directory!r} with no image in its sub-folders")
     for path in files:
         _check_image_file(path)
     if image_size is None:
@@ -225,7 +225,7 @@ def _from_tfds(dataset_name, name, split, data_dir):
         close = difflib.get_close_matches(dataset_name, builders, n=3)
         hint = f" Did you mean one of {close}?" if close else ""
         _fail(name, "must be an existing directory of class sub-folders or "
-              f"a TensorFlow Datasets name.{hint}", f"{name}={dataset_name!r}")
+              f"a TensorFlow Datasets name.{hint}", repr(dataset_name))
     dataset, info = tfds.load(dataset_name, split=split, data_dir=data_dir,
                               as_supervised=True, with_info=True)
     image_key = next(
@@ -235,7 +235,7 @@ def _from_tfds(dataset_name, name, split, data_dir):
     if image_key is None or label is None or not hasattr(
             info.features[label], "names"):
         _fail(name, "must name an image classification dataset (an image "
-              "feature and a class label)", f"{name}={dataset_name!r}")
+              "feature and a class label)", repr(dataset_name))
     shape = tuple(info.features[image_key].shape)
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, "int32")))
     return _Source(dataset, None, list(info.features[label].names), shape,
