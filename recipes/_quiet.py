@@ -16,8 +16,11 @@ import tempfile
 
 _LEVELS = {"I": 0, "W": 1, "E": 2, "F": 3}
 # absl/TF C++ record: "I0000 00:00:1796339375.932086   19128 file.cc:31] ..."
-_RECORD = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\] ")
+_RECORD = re.compile(r"^([IWEF])\d{4} [\d:.]+ +\d+ [^ ]+:\d+\] ")
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog()"
+# Python's own lines end a dropped record's continuation: a warning
+# ("file.py:7: UserWarning: ...") or a traceback.
+_PYTHON = re.compile(r"^(.+:\d+: \w+: |Traceback )")
 
 
 def import_tensorflow(default_level=None):
@@ -70,6 +73,8 @@ def drop_log_lines(text, minimum):
             dropping = _LEVELS[record.group(1)] < minimum
         elif line.startswith(_ABSL_PREAMBLE):
             dropping = minimum >= 2
+        elif _PYTHON.match(line):
+            dropping = False
         if not dropping:
             kept.append(line)
     return "".join(kept)
