@@ -618,7 +618,8 @@ def make_callbacks(*, output_dir, phase, early_stopping, patience,
     written with the raw weights in the model (see `recipes._ema`).
     """
     monitor = "val_accuracy" if has_validation else "accuracy"
-    found = list(extra)
+    # Keras's own bar counts past its total with steps_per_execution > 1.
+    found = [*extra, cb.ProgressBar()]
     stoppers = []
     if early_stopping and has_validation:
         stoppers.append(cb.EarlyStopping(

@@ -115,7 +115,7 @@ def tune_image_classifier(
         overwrite=False, objective="val_accuracy", space=None,
         lr_range_test=False, factor=3, hyperband_iterations=1,
         executions_per_trial=1, max_consecutive_failed_trials=3,
-        hyperparameters=None, callbacks=None, seed=0, verbose=0,
+        hyperparameters=None, callbacks=None, seed=0, verbose=1,
         **recipe_kwargs):
     """Search the whole image recipe with Keras Tuner; resumable.
 
@@ -167,7 +167,8 @@ def tune_image_classifier(
             trial by Keras Tuner). Defaults to `None`.
         seed: Seed of the oracle and of every trial. Defaults to `0`.
         verbose: 0 (silent), 1 (trial summaries) or 2 (also each
-            training). Defaults to `0`.
+            training). Defaults to `1`: a search runs for minutes, in a
+            terminal or a notebook, and should show where it is.
         **recipe_kwargs: Fixed `fit_image_classifier` keywords
             (`validation_data`, `backbone`, `weights`, ...).
 
@@ -188,7 +189,8 @@ def tune_image_classifier(
     >>> (x, y), val = load_digits_8x8()
     >>> found = tune_image_classifier(
     ...     (x, y), validation_data=val, tuner="random", max_trials=2,
-    ...     max_epochs=2, directory="/tmp/tune_doc", overwrite=True)
+    ...     max_epochs=2, directory="/tmp/tune_doc", overwrite=True,
+    ...     verbose=0)
     >>> len(found.table)
     2
 
