@@ -409,10 +409,11 @@ class OutputDir:
 
     def read_history(self, first_epoch, end_epoch):
         """`history.csv` rows with `first_epoch <= epoch < end_epoch` as a
-        dict of lists (`end_epoch=None`: to the end)."""
+        dict of lists (`end_epoch=None`: to the end); epochs counted from 0
+        here as in Keras, from 1 in the file."""
         history = {}
         for row in self._history_rows():
-            epoch = int(row["epoch"])
+            epoch = int(row["epoch"]) - 1
             if epoch < first_epoch or (end_epoch is not None
                                        and epoch >= end_epoch):
                 continue
@@ -428,7 +429,8 @@ class OutputDir:
         with open(path, newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            rows = [r for r in reader if r and int(float(r[0])) < end_epoch]
+            rows = [r for r in reader
+                    if r and int(float(r[0])) - 1 < end_epoch]
         if header is None:
             return
         tmp = path + ".tmp"
@@ -459,8 +461,8 @@ class OutputDir:
             save_best_only=True, initial_value_threshold=best)
         return [
             checkpoint,
-            keras.callbacks.CSVLogger(self.file("history.csv"),
-                                      append=phase > 1 or resuming),
+            HistoryCSV(self.file("history.csv"),
+                       append=phase > 1 or resuming),
             keras.callbacks.TensorBoard(self.file("logs")),
             Checkpointing(self._phase_dir(phase), save_freq="epoch",
                           track=[*track, checkpoint]),
@@ -570,6 +572,13 @@ def fit_phase(model, *, phase, epochs, initial_epoch, optimizer_fn, train,
                             shuffle=False, verbose=verbose)
     out.epochs_drawn = start + len(history.history.get("loss", []))
     return merge_histories(before, history.history)
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """`CSVLogger` counting epochs from 1, as the progress bar does."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 # Iterators Keras's `fit` makes of a dataset of known length per epoch: the
