@@ -39,6 +39,7 @@ _EXPORTS = {
     "load_model": "recipes.loading",
     "loading": "recipes.loading",
     "optimizers": "recipes.optimizers",
+    "predict_classes": "recipes.image_classifier",
     "prune": "recipes.compress",
     "quantize": "recipes.compress",
     "regularization": "recipes.regularization",

@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -5,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import recipes
 from recipes._cli_common import cli_wording
 from recipes.cli import build_parser, main
 
@@ -103,6 +105,15 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     assert float(rows["val_accuracy"]) > 0.8
     assert rows["backbone"].startswith("small_cnn")
     assert os.path.isfile(tmp_path / "run" / "model.keras")
+    # The reloaded model names its predictions (class names travel with it).
+    model = recipes.load_model(tmp_path / "run" / "best.keras")
+    names = model.layers[-1].class_names
+    predicted = recipes.predict_classes(model, xv)
+    assert np.mean(predicted == np.asarray(names)[yv]) > 0.8
+    # history.csv counts epochs from 1, like the console.
+    with open(tmp_path / "run" / "history.csv", newline="") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == list(range(1, len(epochs) + 1)) and epochs
     # A rerun is refused in the command line's words.
     assert main(["fit-image-classifier", str(tmp_path / "train.npz"),
                  "--output-dir", str(tmp_path / "run")]) == 2
