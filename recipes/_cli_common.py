@@ -181,7 +181,7 @@ def run_command(parser, argv=None):
     Returns:
         0 on success, `EXIT_BAD_INPUT` (2) on bad input.
     """
-    from recipes import _quiet
+    from recipes import _quiet, _serializables
 
     args = parser.parse_args(argv)
     start = time.monotonic()
@@ -189,6 +189,9 @@ def run_command(parser, argv=None):
         if getattr(args, "check", None):
             args.check(args)
         _quiet.import_tensorflow()
+        # `python -m recipes` skipped this at import (see `recipes`): a
+        # `.keras` file a command loads may use any registered object.
+        _serializables.import_all()
         rows = args.run(args)
     except (ValueError, TypeError, OSError) as e:
         options = set(vars(args)) - _NOT_OPTIONS
