@@ -44,7 +44,7 @@ class ClassifierDense(keras.layers.Dense):
     Example:
 
     >>> layer = ClassifierDense(["cat", "dog"], activation="softmax")
-    >>> layer(keras.ops.ones((1, 3))).shape
+    >>> tuple(layer(keras.ops.ones((1, 3))).shape)
     (1, 2)
     >>> layer.class_names
     ['cat', 'dog']
