@@ -1,5 +1,4 @@
 import os
-import re
 from pathlib import Path
 
 import keras
@@ -298,7 +297,7 @@ def test_export_shows_its_stages_by_default(tmp_path, capsys):
     x = np.zeros((3, 4), "float32")
     export_tflite(model, str(tmp_path / "a.tflite"),
                   validation_data=(x, np.zeros(3, "int64")))
-    assert re.search(r"\b3/3\b", capsys.readouterr().out)
+    assert "3/3" in capsys.readouterr().out
     export_tflite(model, str(tmp_path / "b.tflite"), verbose=0)
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="verbose=2"):
