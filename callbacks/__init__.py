@@ -23,6 +23,7 @@ from callbacks.lr_schedule import (
 )
 from callbacks.plateau import ReduceLROnPlateau
 from callbacks.plotting import plot_history, plot_schedule, schedule_values
+from callbacks.progress import ProgressBar
 from callbacks.pruning import Pruning
 from callbacks.schedules import (
     ConstantSchedule,
@@ -53,6 +54,7 @@ __all__ = [
     "LinearSchedule",
     "OneCycleLR",
     "OneCycleSchedule",
+    "ProgressBar",
     "Pruning",
     "ReduceLROnPlateau",
     "SWA",

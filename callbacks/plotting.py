@@ -86,6 +86,7 @@ def plot_history(history, metrics=None, ax=None):
             have, or `ax` does not hold one `Axes` per metric.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
@@ -122,6 +123,8 @@ def plot_history(history, metrics=None, ax=None):
         if f"val_{name}" in logs:
             axis.plot(epochs, logs[f"val_{name}"], label=f"val_{name}")
         axis.set_xlabel("epoch")
+        # Epochs are whole: no 2.5 tick on a short run.
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(name)
         axis.legend()
     return axes

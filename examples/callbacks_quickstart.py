@@ -2,7 +2,7 @@
 keras-recipes callbacks (LR range test, one-cycle, early stopping).
 
     python examples/callbacks_quickstart.py [--epochs 6] \
-        [--output-dir quickstart_out]
+        [--output-dir outputs/callbacks_quickstart]
 
 Prints the suggested learning rate and the validation accuracy, and saves
 the LR-finder curve, the schedule and the training curves as PNG files.
@@ -11,8 +11,11 @@ the LR-finder curve, the schedule and the training curves as PNG files.
 import argparse
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# `recipes` first: it imports TensorFlow with its start-up lines held to
+# the level above.
+import recipes  # noqa: E402, F401, I001
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
 
@@ -39,7 +42,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--output-dir", default="quickstart_out")
+    parser.add_argument("--output-dir",
+                        default="outputs/callbacks_quickstart")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.makedirs(args.output_dir, exist_ok=True)

@@ -20,11 +20,16 @@ import argparse
 import os
 import time
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import recipes.optimizers as ro
-from recipes.datasets import load_mnist_5k
+# `recipes` first: it imports TensorFlow with its start-up lines held to
+# the level above.
+import recipes  # noqa: E402, F401, I001
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import recipes.optimizers as ro  # noqa: E402
+from recipes.datasets import load_mnist_5k  # noqa: E402
 
 
 def build_model(kind):

@@ -7,10 +7,14 @@ Run from the repository root: `python examples/compress.py`
 import os
 import tempfile
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import recipes
-from recipes.datasets import load_mnist_5k
+# `recipes` first: it imports TensorFlow with its start-up lines held to
+# the level above.
+import recipes  # noqa: E402, F401, I001
+import keras  # noqa: E402
+
+from recipes.datasets import load_mnist_5k  # noqa: E402
 
 
 def classifier(filters=16, units=64):

@@ -17,12 +17,18 @@ Run: python examples/initialization.py [--epochs 3] [--depth 16]
 """
 
 import argparse
+import os
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from recipes.datasets import load_mnist_5k
-from recipes.initializers import initializer_for, lsuv
+# `recipes` first: it imports TensorFlow with its start-up lines held to
+# the level above.
+import recipes  # noqa: E402, F401, I001
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from recipes.datasets import load_mnist_5k  # noqa: E402
+from recipes.initializers import initializer_for, lsuv  # noqa: E402
 
 
 def plain_mlp(depth, width, kernel_initializer):

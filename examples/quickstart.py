@@ -27,8 +27,14 @@ def main(output_dir="runs/quickstart"):
         (x, y), test_data=(x_test, y_test), output_dir=output_dir,
         overwrite=True, seed=0, verbose=2)
     print(f"test accuracy: {result.metrics['test_accuracy']:.4f}")
+    # Both as class names; the names are saved in the model, so a reloaded
+    # model predicts them too.
     print("first predictions:", result.predict(x_test[:10]).tolist())
-    print("true labels:      ", y_test[:10].tolist())
+    print("true labels:      ",
+          [result.class_names[label] for label in y_test[:10]])
+    reloaded = recipes.load_model(os.path.join(output_dir, "best.keras"))
+    print("reloaded best.keras predicts:",
+          recipes.predict_classes(reloaded, x_test[:10]).tolist())
     result.plot(os.path.join(output_dir, "quickstart_curves.png"))
     print(f"model, history, TensorBoard logs and plots in {output_dir}/")
     return result

@@ -470,10 +470,11 @@ class OutputDir:
 
     def read_history(self, first_epoch, end_epoch):
         """`history.csv` rows with `first_epoch <= epoch < end_epoch` as a
-        dict of lists (`end_epoch=None`: to the end)."""
+        dict of lists (`end_epoch=None`: to the end); epochs counted from 0
+        here as in Keras, from 1 in the file."""
         history = {}
         for row in self._history_rows():
-            epoch = int(row["epoch"])
+            epoch = int(row["epoch"]) - 1
             if epoch < first_epoch or (end_epoch is not None
                                        and epoch >= end_epoch):
                 continue
@@ -489,7 +490,8 @@ class OutputDir:
         with open(path, newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            rows = [r for r in reader if r and int(float(r[0])) < end_epoch]
+            rows = [r for r in reader
+                    if r and int(float(r[0])) - 1 < end_epoch]
         if header is None:
             return
         tmp = path + ".tmp"
@@ -520,8 +522,8 @@ class OutputDir:
             save_best_only=True, initial_value_threshold=best)
         return [
             checkpoint,
-            keras.callbacks.CSVLogger(self.file("history.csv"),
-                                      append=phase > 1 or resuming),
+            HistoryCSV(self.file("history.csv"),
+                       append=phase > 1 or resuming),
             keras.callbacks.TensorBoard(self.file("logs")),
             Checkpointing(self._phase_dir(phase), save_freq="epoch",
                           track=[*track, checkpoint]),
@@ -722,6 +724,13 @@ def diverged_error(model, phase, start, error):
     )
 
 
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """`CSVLogger` counting epochs from 1, as the progress bar does."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
+
+
 # Iterators Keras's `fit` makes of a dataset of known length per epoch: the
 # epoch's own, and one at its end, which the next epoch replaces unused
 # (Keras 3.15's `EpochIterator`; the resume tests catch a change).
@@ -768,7 +777,8 @@ def make_callbacks(*, output_dir, phase, early_stopping, patience,
     written with the raw weights in the model (see `recipes._ema`).
     """
     monitor = "val_accuracy" if has_validation else "accuracy"
-    found = list(extra)
+    # Keras's own bar counts past its total with steps_per_execution > 1.
+    found = [*extra, cb.ProgressBar()]
     stoppers = []
     if early_stopping and has_validation:
         stoppers.append(cb.EarlyStopping(

@@ -16,9 +16,9 @@ python -m recipes fit-image-classifier digits.npz --epochs 5 \\
 
 import argparse
 
-from recipes import _training
 from recipes._cli_common import (
     EXIT_BAD_INPUT,
+    check_data_path,
     float_or_auto,
     float_or_none,
     format_table,
@@ -26,56 +26,89 @@ from recipes._cli_common import (
     load_images,
     none_or,
     run_command,
+    source_constant,
+    source_defaults,
+    with_default,
 )
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "add_fit_image_classifier",
+    "add_list",
     "add_training_arguments",
     "build_parser",
     "format_table",
     "main",
 ]
 
+_LIST_HINT = "`python -m recipes list` shows the names"
 
-def add_training_arguments(parser):
-    """Options shared by every recipe command."""
-    from recipes import optimizers
 
+def add_training_arguments(parser, defaults):
+    """Options shared by every recipe command.
+
+    Args:
+        parser: The command's `argparse` parser.
+        defaults: The recipe function's keyword defaults
+            (`source_defaults`), which the options show and use.
+    """
+    d = defaults
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=10,
-                       help="epochs (of phase 1 for pretrained backbones)")
-    group.add_argument("--batch-size", type=int, default=32,
-                       help="per-replica batch size")
     group.add_argument(
-        "--optimizer", default="adamw",
-        help="one of: " + ", ".join(optimizers.list_optimizers()))
-    group.add_argument("--learning-rate", type=float_or_auto, default=None,
-                       help="peak learning rate, or 'auto' for an LR range "
-                       "test (default: the optimizer's, batch-scaled)")
-    group.add_argument("--schedule", default="warmup_cosine",
-                       choices=_training.SCHEDULES)
-    group.add_argument("--weight-decay", type=float, default=0.05)
-    group.add_argument("--label-smoothing", type=float, default=0.1)
-    group.add_argument("--no-early-stopping", dest="early_stopping",
-                       action="store_false")
-    group.add_argument("--patience", type=int, default=None)
-    group.add_argument("--strategy", default="auto",
-                       help="auto, cpu, mirrored, multi_worker or tpu")
-    group.add_argument("--mixed-precision", default="auto",
-                       help="auto, float32, mixed_float16, mixed_bfloat16")
-    group.add_argument("--output-dir", default=None,
-                       help="where the model, history, logs and plots go")
-    group.add_argument("--overwrite", action="store_true",
-                       help="replace a finished run in --output-dir")
-    group.add_argument("--seed", type=int, default=None)
-    group.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+        "--epochs", type=int, default=d["epochs"],
+        help=with_default("epochs (of phase 1 for pretrained backbones)"))
+    group.add_argument("--batch-size", type=int, default=d["batch_size"],
+                       help=with_default("per-replica batch size"))
+    group.add_argument(
+        "--optimizer", default=d["optimizer"],
+        help=with_default(f"optimizer name ({_LIST_HINT})"))
+    group.add_argument(
+        "--learning-rate", type=float_or_auto, default=d["learning_rate"],
+        help=with_default("peak learning rate, 'auto' for an LR range test, "
+                          "or None for the optimizer's, batch-scaled"))
+    group.add_argument(
+        "--schedule", default=d["schedule"],
+        choices=source_constant("recipes._training", "SCHEDULES"),
+        help=with_default("learning-rate schedule"))
+    group.add_argument("--weight-decay", type=float,
+                       default=d["weight_decay"],
+                       help=with_default("decoupled weight decay"))
+    group.add_argument("--label-smoothing", type=float,
+                       default=d["label_smoothing"],
+                       help=with_default("label smoothing of the loss"))
+    group.add_argument(
+        "--no-early-stopping", dest="early_stopping", action="store_false",
+        default=d["early_stopping"],
+        help="train every epoch: no early stopping on the validation loss "
+        "(early stopping is on by default)")
+    group.add_argument(
+        "--patience", type=int, default=d["patience"],
+        help=with_default("early-stopping patience in epochs; None picks "
+                          "one from the number of epochs"))
+    group.add_argument(
+        "--strategy", default=d["strategy"],
+        help=with_default("auto, cpu, mirrored, multi_worker or tpu"))
+    group.add_argument(
+        "--mixed-precision", default=d["mixed_precision"],
+        help=with_default("auto, float32, mixed_float16 or mixed_bfloat16"))
+    group.add_argument(
+        "--output-dir", default=d["output_dir"],
+        help=with_default("where the model, history, logs and plots go"))
+    group.add_argument(
+        "--overwrite", action="store_true", default=d["overwrite"],
+        help=with_default("replace a finished run in --output-dir"))
+    group.add_argument("--seed", type=int, default=d["seed"],
+                       help=with_default("random seed; None draws one"))
+    # Unlike the function's progress bar, one line per epoch reads well in
+    # a log file as well as a terminal.
+    group.add_argument(
+        "--verbose", type=int, default=2, choices=(0, 1, 2),
+        help=with_default("0 silent, 1 progress bar, 2 one line per epoch"))
 
 
 def add_fit_image_classifier(subparsers):
     """The `fit-image-classifier` command."""
-    from recipes.backbones import list_backbones
-
+    d = source_defaults("recipes.image_classifier", "fit_image_classifier")
     parser = subparsers.add_parser(
         "fit-image-classifier",
         help="train an image classifier (transfer learning included)",
@@ -85,38 +118,67 @@ def add_fit_image_classifier(subparsers):
         "data", help="a directory of class sub-folders, a TensorFlow "
         "Datasets name, or a .npz file with arrays x (images) and y "
         "(labels)")
-    parser.add_argument("--validation-data", default=None,
-                        help="same kinds as DATA (or a TFDS split name)")
-    parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--test-data", default=None,
-                        help="same kinds as DATA (or a TFDS split name)")
-    parser.add_argument("--split", default="train", help="TFDS split")
-    parser.add_argument("--data-dir", default=None, help="TFDS data_dir")
     parser.add_argument(
-        "--backbone", default="auto",
-        help="auto, a .keras file, or one of: " + ", ".join(
-            list_backbones()))
-    parser.add_argument("--weights", type=none_or, default="auto",
-                        help="auto, imagenet, none, or a weights file (for "
-                        "a .keras backbone: auto = pretrained, two phases; "
-                        "none = untrained, one phase)")
-    parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--fine-tune-epochs", type=int, default=None)
-    parser.add_argument("--fine-tune-layers", type=int_or_name,
-                        default="auto",
-                        help="auto, all, a layer count or a layer name")
-    parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--ema-momentum", type=float_or_none, default=0.93,
-                        help="momentum of the validated and returned "
-                        "weight average, or none")
-    parser.add_argument("--augment", default="auto",
-                        help="auto (default for pretrained backbones, none "
-                        "from scratch), default, flip, randaugment or none")
-    parser.add_argument("--mixup", type=float, default=0.0)
-    parser.add_argument("--cutmix", type=float, default=0.0)
-    add_training_arguments(parser)
-    parser.set_defaults(run=_run_fit_image_classifier)
+        "--validation-data", default=d["validation_data"],
+        help=with_default("same kinds as DATA (or a TFDS split name)"))
+    parser.add_argument(
+        "--validation-split", type=float, default=d["validation_split"],
+        help=with_default("fraction of DATA held out for validation when "
+                          "--validation-data is not given"))
+    parser.add_argument(
+        "--test-data", default=d["test_data"],
+        help=with_default("same kinds as DATA (or a TFDS split name)"))
+    parser.add_argument("--split", default=d["split"],
+                        help=with_default("TFDS split"))
+    parser.add_argument("--data-dir", default=d["data_dir"],
+                        help=with_default("TFDS data_dir"))
+    parser.add_argument(
+        "--backbone", default=d["backbone"],
+        help=with_default(f"auto, a .keras file, or a backbone name "
+                          f"({_LIST_HINT})"))
+    parser.add_argument(
+        "--weights", type=none_or, default=d["weights"],
+        help=with_default("auto, imagenet, none, or a weights file (for a "
+                          ".keras backbone: auto = pretrained, two phases; "
+                          "none = untrained, one phase)"))
+    parser.add_argument(
+        "--image-size", type=int, default=d["image_size"],
+        help=with_default("side of the square model input in pixels; None "
+                          "uses the backbone's or the data's size"))
+    parser.add_argument(
+        "--fine-tune-epochs", type=int, default=d["fine_tune_epochs"],
+        help=with_default("epochs of phase 2 (pretrained backbones); None "
+                          "picks from --epochs"))
+    parser.add_argument(
+        "--fine-tune-layers", type=int_or_name,
+        default=d["fine_tune_layers"],
+        help=with_default("auto, all, a layer count or a layer name"))
+    parser.add_argument(
+        "--dropout", type=float, default=d["dropout"],
+        help=with_default("dropout rate before the classification layer"))
+    parser.add_argument(
+        "--ema-momentum", type=float_or_none, default=d["ema_momentum"],
+        help=with_default("momentum of the validated and returned weight "
+                          "average, or none"))
+    parser.add_argument(
+        "--augment", default=d["augment"],
+        help=with_default("auto (default for pretrained backbones, none "
+                          "from scratch), default, flip, randaugment or "
+                          "none"))
+    parser.add_argument("--mixup", type=float, default=d["mixup"],
+                        help=with_default("MixUp probability"))
+    parser.add_argument("--cutmix", type=float, default=d["cutmix"],
+                        help=with_default("CutMix probability"))
+    add_training_arguments(parser, d)
+    parser.set_defaults(run=_run_fit_image_classifier,
+                        check=_check_fit_image_classifier)
     return parser
+
+
+def _check_fit_image_classifier(args):
+    check_data_path("data", args.data)
+    check_data_path("validation_data", args.validation_data)
+    check_data_path("test_data", args.test_data)
 
 
 def _run_fit_image_classifier(args):
@@ -158,18 +220,41 @@ def _run_fit_image_classifier(args):
     return rows
 
 
+def add_list(subparsers):
+    """The `list` command: the names the registries accept."""
+    parser = subparsers.add_parser(
+        "list", help="list optimizers, backbones, schedules, tuners and "
+        "tuning knobs", description="Print the names each registry "
+        "accepts (importing them loads TensorFlow).")
+    parser.set_defaults(run=_run_list)
+    return parser
+
+
+def _run_list(args):
+    from recipes import _training
+    from recipes.backbones import list_backbones
+    from recipes.optimizers import list_optimizers
+    from recipes.tuning.space import DEFAULT_SPACE
+    from recipes.tuning.tuners import TUNERS
+
+    return [("optimizers", ", ".join(list_optimizers())),
+            ("backbones", ", ".join(list_backbones())),
+            ("schedules", ", ".join(_training.SCHEDULES)),
+            ("tuners", ", ".join(TUNERS)),
+            ("tuning knobs", ", ".join(DEFAULT_SPACE))]
+
+
 def build_parser():
     """The `python -m recipes` argument parser with every command."""
+    from recipes.tuning_cli import register as add_tune
+
     parser = argparse.ArgumentParser(
         prog="python -m recipes",
         description="keras-recipes: training recipes for Keras 3.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_fit_image_classifier(subparsers)
-    # Imported here: the tuning command imports the tuning stack (Keras
-    # Tuner), which the other commands do not need.
-    from recipes.tuning_cli import register as add_tune
-
     add_tune(subparsers)
+    add_list(subparsers)
     return parser
 
 
@@ -183,4 +268,4 @@ def main(argv=None):
     Returns:
         0 on success, 2 on bad input (one-line error on stderr).
     """
-    return run_command(build_parser().parse_args(argv))
+    return run_command(build_parser(), argv)

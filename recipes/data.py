@@ -258,7 +258,7 @@ def _from_directory(directory, name, image_size, class_names,
                     on_bad_image="raise", verbose=0):
     if not os.path.isdir(directory):
         _fail(name, "must be an existing directory of class sub-folders or "
-              "a TensorFlow Datasets name", f"{name}={directory!r}")
+              "a TensorFlow Datasets name", repr(directory))
     folders = sorted(
         d for d in os.listdir(directory)
         if os.path.isdir(os.path.join(directory, d))
@@ -279,7 +279,7 @@ def _from_directory(directory, name, image_size, class_names,
     if not files:
         _fail(name, "must hold class sub-folders with image files "
               f"({', '.join(_IMAGE_EXTENSIONS)})",
-              f"{name}={directory!r} with no image in its sub-folders")
+              f"{directory!r} with no image in its sub-folders")
     bad = set(decode_check(files, name, on_bad_image, verbose))
     if len(bad) == len(files):
         _fail(name, "must hold at least one image that decodes",
@@ -321,7 +321,7 @@ def _from_tfds(dataset_name, name, split, data_dir):
         close = difflib.get_close_matches(dataset_name, builders, n=3)
         hint = f" Did you mean one of {close}?" if close else ""
         _fail(name, "must be an existing directory of class sub-folders or "
-              f"a TensorFlow Datasets name.{hint}", f"{name}={dataset_name!r}")
+              f"a TensorFlow Datasets name.{hint}", repr(dataset_name))
     dataset, info = tfds.load(dataset_name, split=split, data_dir=data_dir,
                               as_supervised=True, with_info=True)
     image_key = next(
@@ -331,7 +331,7 @@ def _from_tfds(dataset_name, name, split, data_dir):
     if image_key is None or label is None or not hasattr(
             info.features[label], "names"):
         _fail(name, "must name an image classification dataset (an image "
-              "feature and a class label)", f"{name}={dataset_name!r}")
+              "feature and a class label)", repr(dataset_name))
     shape = tuple(info.features[image_key].shape)
     dataset = dataset.map(lambda x, y: (x, tf.cast(y, "int32")))
     return _Source(dataset, None, list(info.features[label].names), shape,

@@ -42,6 +42,7 @@ from recipes.data import (
     load_image_data,
     make_pipeline,
 )
+from recipes.layers.classifier_dense import ClassifierDense
 
 # Images at most this large default to the small CNN trained from scratch.
 _SMALL_IMAGE = 64
@@ -95,23 +96,68 @@ class ImageClassifierResult(_training.FitResult):
         Raises:
             ValueError: If the images do not have the model's input size.
         """
-        images = np.asarray(images)
-        received = images.shape
-        expected = tuple(self.model.inputs[0].shape[1:])
-        if images.shape in (expected, expected[:2]):
-            images = images[None]  # a single image
-        if images.ndim == len(expected):
-            images = images[..., None]
-        if tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                "Argument `images` must hold images of shape "
-                f"{expected} (or {expected[:2]} for one channel), one image "
-                f"or a batch. Received: images.shape={received}"
-            )
         _check_pixel_range(images, self.config.get("value_range"))
-        probabilities = self.model.predict(images, batch_size=batch_size,
-                                           verbose=0)
-        return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
+        return _predict_names(self.model, self.class_names, images,
+                              batch_size)
+
+
+def predict_classes(model, images, batch_size=256):
+    """Class names a saved classifier predicts for `images`.
+
+    For a model from `fit_image_classifier` (or any model ending in a
+    `recipes.layers.ClassifierDense`), such as one reloaded with
+    `recipes.load_model("runs/x/best.keras")`: the class names are read from
+    the model itself, so the run's `run.json` is not needed.
+
+    Args:
+        model: A `keras.Model` whose last layer is a `ClassifierDense`.
+        images: Raw images like the training images: an array of shape
+            `(n, height, width)` or `(n, height, width, channels)`, or one
+            image of shape `(height, width)` or `(height, width, channels)`.
+        batch_size: Prediction batch size. Defaults to `256`.
+
+    Returns:
+        NumPy array of `n` class names (of one for a single image).
+
+    Raises:
+        ValueError: If the model does not end in a `ClassifierDense`, or
+            the images do not have the model's input size.
+
+    Example:
+
+    >>> from recipes.backbones import small_cnn
+    >>> model = build_image_classifier(
+    ...     small_cnn((8, 8, 1)), "unit", input_shape=(8, 8, 1),
+    ...     value_range=16.0, num_classes=2, class_names=["cat", "dog"])
+    >>> str(predict_classes(model, np.zeros((8, 8)))[0]) in ("cat", "dog")
+    True
+    """
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    if not isinstance(last, ClassifierDense):
+        raise ValueError(
+            "Argument `model` must end in a `recipes.layers.ClassifierDense` "
+            "(models from `fit_image_classifier` do) to know its class "
+            f"names. Received: a model whose last layer is {last!r}"
+        )
+    return _predict_names(model, last.class_names, images, batch_size)
+
+
+def _predict_names(model, class_names, images, batch_size):
+    images = np.asarray(images)
+    received = images.shape
+    expected = tuple(model.inputs[0].shape[1:])
+    if images.shape in (expected, expected[:2]):
+        images = images[None]  # a single image
+    if images.ndim == len(expected):
+        images = images[..., None]
+    if tuple(images.shape[1:]) != expected:
+        raise ValueError(
+            "Argument `images` must hold images of shape "
+            f"{expected} (or {expected[:2]} for one channel), one image "
+            f"or a batch. Received: images.shape={received}"
+        )
+    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    return np.asarray(class_names)[np.argmax(probabilities, -1)]
 
 
 def _check_pixel_range(images, value_range):
@@ -136,7 +182,8 @@ def _check_pixel_range(images, value_range):
 
 
 def build_image_classifier(backbone_model, preprocessing, *, input_shape,
-                           value_range, num_classes, dropout=0.2):
+                           value_range, num_classes, dropout=0.2,
+                           class_names=None):
     """Wrap a backbone into a classifier that takes raw images.
 
     Layers, in order: rescaling of `[0, value_range]` to `[0, 1]`, resizing
@@ -144,7 +191,8 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
     backbone needs 3 channels, the backbone's preprocessing, the backbone,
     global average pooling (for a 4D feature map), dropout, and a softmax
     `Dense` kept in float32 under mixed precision (its logits and softmax
-    lose accuracy in float16).
+    lose accuracy in float16); with `class_names`, a
+    `recipes.layers.ClassifierDense`, so the names are saved with the model.
 
     Args:
         backbone_model: The backbone `keras.Model`.
@@ -154,6 +202,8 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
         value_range: Maximum pixel value of the raw images (255 or 1).
         num_classes: Number of classes.
         dropout: Dropout rate before the classifier. Defaults to `0.2`.
+        class_names: The `num_classes` class names, kept in the model.
+            Defaults to `None` (a plain `Dense`).
 
     Returns:
         A functional `keras.Model`.
@@ -197,8 +247,12 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
             f"features. Received: output shape {x.shape}"
         )
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax",
-                                 dtype="float32", name="recipe_classifier")(x)
+    head = dict(activation="softmax", dtype="float32",
+                name="recipe_classifier")
+    if class_names is None:
+        outputs = keras.layers.Dense(num_classes, **head)(x)
+    else:
+        outputs = ClassifierDense(class_names, units=num_classes, **head)(x)
     return keras.Model(inputs, outputs, name="image_classifier")
 
 
@@ -500,7 +554,7 @@ def fit_image_classifier(
         model = build_image_classifier(
             backbone_model, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,
-            dropout=dropout)
+            dropout=dropout, class_names=images.class_names)
         if pretrained:
             backbone_model.trainable = False
     model = distribute.prepare_model(model, runtime.strategy)

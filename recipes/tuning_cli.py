@@ -18,14 +18,22 @@ import json
 import os
 import sys
 
-from recipes._cli_common import load_images, none_or, run_command
-from recipes.tuning.search import tune_image_classifier
-from recipes.tuning.space import DEFAULT_SPACE
-from recipes.tuning.tuners import TUNERS
+from recipes._cli_common import (
+    check_data_path,
+    load_images,
+    none_or,
+    run_command,
+    source_constant,
+    source_defaults,
+    with_default,
+)
 
 
 def _knob(text):
     """`NAME=VALUE` or `NAME=V1,V2,...` with JSON-ish values."""
+    # Imported when a `--fix` is parsed, that is when the command runs.
+    from recipes.tuning.space import DEFAULT_SPACE
+
     name, sep, value = text.partition("=")
     if not sep or name not in DEFAULT_SPACE:
         raise argparse.ArgumentTypeError(
@@ -52,31 +60,64 @@ def register(subparsers):
     parser.add_argument(
         "data", help="a directory of class sub-folders, a TensorFlow "
         "Datasets name, or a .npz file with arrays x and y")
-    parser.add_argument("--validation-data", default=None)
-    parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--tuner", default="hyperband", choices=TUNERS)
-    parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument("--max-epochs", type=int, default=10)
-    parser.add_argument("--directory", default="tuning")
-    parser.add_argument("--project-name", default="image_classifier")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start over instead of resuming")
-    parser.add_argument("--objective", default="val_accuracy")
+    d = source_defaults("recipes.tuning.search", "tune_image_classifier")
+    recipe = source_defaults("recipes.image_classifier",
+                             "fit_image_classifier")
+    parser.add_argument(
+        "--validation-data", default=recipe["validation_data"],
+        help=with_default("same kinds as DATA"))
+    parser.add_argument(
+        "--validation-split", type=float, default=recipe["validation_split"],
+        help=with_default("fraction of DATA held out for validation when "
+                          "--validation-data is not given"))
+    parser.add_argument(
+        "--tuner", default=d["tuner"],
+        choices=source_constant("recipes.tuning.tuners", "TUNERS"),
+        help=with_default("Keras Tuner search algorithm"))
+    parser.add_argument(
+        "--max-trials", type=int, default=d["max_trials"],
+        help=with_default("trials to run (bayesian, random, grid); "
+                          "hyperband sets its own"))
+    parser.add_argument(
+        "--max-epochs", type=int, default=d["max_epochs"],
+        help=with_default("most epochs one trial trains"))
+    parser.add_argument(
+        "--directory", default=d["directory"],
+        help=with_default("folder of the search state, resumed if found"))
+    parser.add_argument(
+        "--project-name", default=d["project_name"],
+        help=with_default("sub-folder of --directory for this search"))
+    parser.add_argument(
+        "--overwrite", action="store_true", default=d["overwrite"],
+        help=with_default("start over instead of resuming"))
+    parser.add_argument(
+        "--objective", default=d["objective"],
+        help=with_default("metric the search maximizes (val_accuracy) or "
+                          "minimizes (val_loss)"))
     parser.add_argument(
         "--fix", type=_knob, action="append", default=[],
         metavar="KNOB=VALUE[,VALUE...]",
-        help="fix a knob, or search a list of values; knobs: "
-        + ", ".join(DEFAULT_SPACE))
-    parser.add_argument("--lr-range-test", action="store_true",
-                        help="set base learning rates with an LR range test")
-    parser.add_argument("--backbone", default="auto")
-    parser.add_argument("--weights", type=none_or, default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-model", default=None,
-                        help="save the best model to this new .keras file "
-                        "(checked before the search; an existing file is "
-                        "not overwritten)")
-    parser.set_defaults(run=_run_tune)
+        help="fix a knob, or search a list of values; repeatable "
+        "(`python -m recipes list` shows the knobs; default: search "
+        "them all)")
+    parser.add_argument(
+        "--lr-range-test", action="store_true", default=d["lr_range_test"],
+        help=with_default("set base learning rates with an LR range test"))
+    parser.add_argument(
+        "--backbone", default=recipe["backbone"],
+        help=with_default("auto, a .keras file or a backbone name "
+                          "(`python -m recipes list` shows them)"))
+    parser.add_argument(
+        "--weights", type=none_or, default=recipe["weights"],
+        help=with_default("auto, imagenet, none, or a weights file"))
+    parser.add_argument("--seed", type=int, default=d["seed"],
+                        help=with_default("random seed of the search"))
+    parser.add_argument(
+        "--save-model", default=None,
+        help=with_default("save the best model to this new .keras file "
+                          "(checked before the search; an existing file is "
+                          "not overwritten)"))
+    parser.set_defaults(run=_run_tune, check=_check_tune)
     return parser
 
 
@@ -100,8 +141,15 @@ def _check_save_model(path):
             f"Received: {path!r}")
 
 
-def _run_tune(args):
+def _check_tune(args):
+    check_data_path("data", args.data)
+    check_data_path("validation_data", args.validation_data)
     _check_save_model(args.save_model)
+
+
+def _run_tune(args):
+    from recipes.tuning.search import tune_image_classifier
+
     result = tune_image_classifier(
         load_images(args.data),
         validation_data=load_images(args.validation_data),
@@ -131,8 +179,9 @@ def main(argv=None):
     """Run `tune` on its own; same exit codes as `recipes.cli.main`."""
     parser = argparse.ArgumentParser(prog="python -m recipes.tuning_cli")
     register(parser.add_subparsers(dest="command", required=True))
-    return run_command(parser.parse_args(argv))
+    return run_command(parser, argv)
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.exit(main())

@@ -1,7 +1,10 @@
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Through `recipes`, TensorFlow's start-up lines obey the level too (see
+# `recipes._quiet`), so none land after pytest's summary.
+import recipes  # noqa: E402, F401, I001
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

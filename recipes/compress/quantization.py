@@ -194,7 +194,7 @@ def _check_full_integer(flatbuffer):
 
 def export_tflite(model, path, quantization="none", representative_data=None,
                   num_calibration_examples=200, validation_data=None,
-                  overwrite=False):
+                  overwrite=False, verbose=1):
     """Export `model` to a `.tflite` file, optionally quantized, and measure it.
 
     The model is exported as a SavedModel (`model.export`) in a temporary
@@ -234,6 +234,9 @@ def export_tflite(model, path, quantization="none", representative_data=None,
         validation_data: `(x, y)` with 1-D integer labels, to measure
             accuracy and latency. Defaults to `None`.
         overwrite: Replace an existing file at `path`. Defaults to `False`.
+        verbose: 1 shows a progress bar over the stages (SavedModel
+            export, conversion, measurement), which take from seconds to
+            minutes; 0 is silent. Defaults to `1`.
 
     Returns:
         A `TFLiteReport`.
@@ -254,7 +257,8 @@ def export_tflite(model, path, quantization="none", representative_data=None,
     >>> import os, tempfile
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> path = os.path.join(tempfile.mkdtemp(), "model.tflite")
-    >>> report = export_tflite(model, path, quantization="dynamic")
+    >>> report = export_tflite(model, path, quantization="dynamic",
+    ...                        verbose=0)
     >>> report.size_bytes == os.path.getsize(path)
     True
 
@@ -264,6 +268,7 @@ def export_tflite(model, path, quantization="none", representative_data=None,
           integer-arithmetic-only inference.
     """
     check_choice("quantization", quantization, TFLITE_MODES)
+    check_choice("verbose", verbose, (0, 1))
     num_calibration_examples = check_number(
         "num_calibration_examples", num_calibration_examples, low=1,
         integer=True,
@@ -332,9 +337,15 @@ def export_tflite(model, path, quantization="none", representative_data=None,
             model_num_classes(model),
         )
 
+    # Conversion alone can take minutes for a large model.
+    stages = 3 if validation_data is not None else 2
+    progress = (keras.utils.Progbar(stages, unit_name="stage")
+                if verbose else None)
     with tempfile.TemporaryDirectory() as tmp:
         saved_model = os.path.join(tmp, "saved_model")
         model.export(saved_model, format="tf_saved_model", verbose=False)
+        if progress:
+            progress.update(1)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         if quantization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -350,6 +361,8 @@ def export_tflite(model, path, quantization="none", representative_data=None,
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         flatbuffer = converter.convert()
+    if progress:
+        progress.update(2)
     if quantization == "int8":
         _check_full_integer(flatbuffer)
 
@@ -363,6 +376,8 @@ def export_tflite(model, path, quantization="none", representative_data=None,
         accuracy = latency_ms = None
         if validation_data is not None:
             accuracy, latency_ms = evaluate_tflite(partial, *validation_data)
+            if progress:
+                progress.update(3)
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(
                 f"{path!r} already exists; pass overwrite=True to replace "

@@ -1,7 +1,9 @@
 """Layers Keras 3 lacks: weight/instance/filter-response normalization,
-stochastic depth, DropBlock, anti-aliased pooling and min-max scaling."""
+stochastic depth, DropBlock, anti-aliased pooling and min-max scaling; and
+`ClassifierDense`, an output layer that keeps its class names."""
 
 from recipes.layers.blur_pool import BlurPool2D
+from recipes.layers.classifier_dense import ClassifierDense
 from recipes.layers.drop_block import DropBlock
 from recipes.layers.filter_response_normalization import (
     TLU,
@@ -14,6 +16,7 @@ from recipes.layers.weight_normalization import WeightNormalization
 
 __all__ = [
     "BlurPool2D",
+    "ClassifierDense",
     "DropBlock",
     "DropPath",
     "FilterResponseNormalization",

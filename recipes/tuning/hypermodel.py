@@ -271,7 +271,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         return build_image_classifier(
             backbone, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,
-            dropout=config["dropout"])
+            dropout=config["dropout"], class_names=images.class_names)
 
     def fit(self, hp, model, *args, epochs=10, callbacks=None, verbose=0,
             **kwargs):

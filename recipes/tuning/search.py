@@ -125,7 +125,7 @@ def tune_image_classifier(
         overwrite=False, objective="val_accuracy", space=None,
         lr_range_test=False, factor=3, hyperband_iterations=1,
         executions_per_trial=1, max_consecutive_failed_trials=3,
-        hyperparameters=None, callbacks=None, seed=0, verbose=0,
+        hyperparameters=None, callbacks=None, seed=0, verbose=1,
         **recipe_kwargs):
     """Search the whole image recipe with Keras Tuner; resumable.
 
@@ -182,7 +182,8 @@ def tune_image_classifier(
             the same seed (0 included) draws the same trials. Defaults to
             `0`.
         verbose: 0 (silent), 1 (trial summaries) or 2 (also each
-            training). Defaults to `0`.
+            training). Defaults to `1`: a search runs for minutes, in a
+            terminal or a notebook, and should show where it is.
         **recipe_kwargs: Fixed `fit_image_classifier` keywords
             (`validation_data`, `backbone`, `weights`, ...).
 
@@ -213,7 +214,7 @@ def tune_image_classifier(
     >>> (x, y), val = load_digits_8x8()
     >>> found = tune_image_classifier(
     ...     (x, y), validation_data=val, tuner="random", max_trials=2,
-    ...     max_epochs=2, directory=tempfile.mkdtemp())
+    ...     max_epochs=2, directory=tempfile.mkdtemp(), verbose=0)
     >>> len(found.table)
     2
 

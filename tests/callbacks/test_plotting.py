@@ -36,6 +36,15 @@ def test_plot_schedule_and_history_draw(tmp_path):
     np.testing.assert_allclose(axis.get_lines()[1].get_ydata(), [1.1, 0.7])
 
 
+def test_history_epochs_from_one_with_whole_ticks():
+    (axis,) = callbacks.plot_history({"loss": [1.0, 0.7, 0.6]})
+    np.testing.assert_array_equal(axis.get_lines()[0].get_xdata(), [1, 2, 3])
+    axis.figure.canvas.draw()
+    ticks = [t for t in axis.get_xticks()
+             if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="`steps`.*Received"):
         callbacks.plot_schedule(callbacks.ConstantSchedule(0.1), 0)

@@ -71,3 +71,33 @@ def test_tune_your_own_model_runs_with_the_library_callbacks(tmp_path):
     # Only the user's own model is defined in the notebook.
     defined = _library_code_defined(book)
     assert len(defined) == 1 and "class MyHyperModel" in defined[0]
+
+
+def test_notebooks_extra_and_how_to_run_them():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    extra = config["options.extras_require"]["notebooks"].split()
+    names = {re.split(r"[<>=]", requirement)[0] for requirement in extra}
+    assert {"jupyter", "nbclient", "ipykernel"} <= names
+    with open(os.path.join(NOTEBOOKS, "README.md")) as f:
+        readme = f.read()
+    assert "## Run the notebooks" in readme
+    assert 'pip install -e ".[notebooks]"' in readme
+
+
+def test_notebook_searches_show_progress():
+    import inspect
+
+    from recipes import tune_image_classifier
+
+    assert inspect.signature(tune_image_classifier).parameters[
+        "verbose"].default == 1
+    for name in ("tuning_quickstart.ipynb", "tune_your_own_model.ipynb"):
+        book = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+        searches = [c.source for c in book.cells if c.cell_type == "code"
+                    and re.search(r"tune_image_classifier\(|\.search\(",
+                                  c.source)]
+        assert searches, name
+        assert not any("verbose=0" in s for s in searches), name

@@ -1,37 +1,93 @@
+import csv
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from recipes.cli import main
+import recipes
+from recipes._cli_common import cli_wording
+from recipes.cli import build_parser, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def _run(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "recipes", *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=120)
+def _run(*args, python=False):
+    """`python -m recipes ARGS` (or `python ARGS`), without a log level set:
+    the command line must quiet TensorFlow itself."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    command = [sys.executable, *args] if python else [
+        sys.executable, "-m", "recipes", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
 
 
-def test_help_lists_registry_names():
-    done = _run("fit-image-classifier", "--help")
+def _imported_modules(importtime_stderr):
+    """Top-level package names in `python -X importtime` output."""
+    return {line.rsplit("|", 1)[1].strip().split(".")[0]
+            for line in importtime_stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",), ("fit-image-classifier", "--help"), ("tune", "--help")])
+def test_help_answers_without_tensorflow_or_log_lines(args):
+    done = _run("-X", "importtime", "-m", "recipes", *args, python=True)
     assert done.returncode == 0
-    text = " ".join(done.stdout.split())
-    for name in ("small_cnn", "efficientnetv2_b0", "resnet50", "adamw",
-                 "lion", "warmup_cosine"):
-        assert name in text
+    modules = _imported_modules(done.stderr)
+    assert "recipes" in modules
+    assert not modules & {"tensorflow", "keras", "keras_tuner"}
+    # Nothing but the import timings on stderr: no TensorFlow log lines.
+    assert [line for line in done.stderr.splitlines()
+            if not line.startswith("import time:")] == []
 
 
-def test_bad_input_exits_non_zero_with_one_line(tmp_path):
-    done = _run("fit-image-classifier", str(tmp_path / "no" / "images"))
+def test_every_option_has_help_showing_its_default():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("fit-image-classifier", "tune"):
+        for action in commands[name]._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, (name, action.dest)
+            assert "default" in action.help, (name, action.dest)
+    text = " ".join(commands["fit-image-classifier"].format_help().split())
+    assert "--dropout DROPOUT dropout rate before the classification " \
+        "layer (default: 0.2)" in text
+
+
+def test_list_command_prints_the_registries(capsys):
+    assert main(["list"]) == 0
+    rows = dict(line.split(None, 1) for line in
+                capsys.readouterr().out.splitlines())
+    assert {"small_cnn", "resnet50"} <= set(rows["backbones"].split(", "))
+    assert {"adamw", "lion"} <= set(rows["optimizers"].split(", "))
+
+
+def test_errors_use_the_flags_names():
+    message = ("Argument `output_dir` holds a finished run; pass "
+               "`overwrite=True` to replace it. Received: "
+               "output_dir='runs/x' (max_epochs=3, fine_tune_epochs=2)")
+    assert cli_wording(message, {"output_dir", "overwrite", "epochs"}) == (
+        "Argument `--output-dir` holds a finished run; pass `--overwrite` "
+        "to replace it. Received: --output-dir='runs/x' (max_epochs=3, "
+        "fine_tune_epochs=2)")
+
+
+def test_missing_path_is_one_line_before_tensorflow(tmp_path):
+    missing = str(tmp_path / "no" / "photoz")
+    done = _run("-X", "importtime", "-m", "recipes", "fit-image-classifier",
+                missing, python=True)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines()
-             if line.startswith("error:")]
-    assert len(lines) == 1 and "existing directory" in lines[0]
-    assert "Traceback" not in done.stderr
+             if not line.startswith("import time:")]
+    assert lines == [
+        "error: Argument `data` must be an existing directory of class "
+        "sub-folders, a .npz file or a TensorFlow Datasets name. Received: "
+        f"{missing!r}, which does not exist"]
+    assert "tensorflow" not in _imported_modules(done.stderr)
 
 
 def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
@@ -49,6 +105,21 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     assert float(rows["val_accuracy"]) > 0.8
     assert rows["backbone"].startswith("small_cnn")
     assert os.path.isfile(tmp_path / "run" / "model.keras")
+    # The reloaded model names its predictions (class names travel with it).
+    model = recipes.load_model(tmp_path / "run" / "best.keras")
+    names = model.layers[-1].class_names
+    predicted = recipes.predict_classes(model, xv)
+    assert np.mean(predicted == np.asarray(names)[yv]) > 0.8
+    # history.csv counts epochs from 1, like the console.
+    with open(tmp_path / "run" / "history.csv", newline="") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == list(range(1, len(epochs) + 1)) and epochs
+    # A rerun is refused in the command line's words.
+    assert main(["fit-image-classifier", str(tmp_path / "train.npz"),
+                 "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "pass `--overwrite`" in err and "Argument `--output-dir`" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_bad_npz_and_bad_option(tmp_path, capsys):
@@ -76,7 +147,6 @@ def test_option_defaults_are_the_functions_defaults():
     import inspect
 
     from recipes import fit_image_classifier
-    from recipes.cli import build_parser
 
     args = vars(build_parser().parse_args(["fit-image-classifier", "x.npz"]))
     signature = inspect.signature(fit_image_classifier).parameters
@@ -90,3 +160,18 @@ def test_option_defaults_are_the_functions_defaults():
     none = build_parser().parse_args(
         ["fit-image-classifier", "x.npz", "--ema-momentum", "None"])
     assert none.ema_momentum is None
+
+
+def test_tune_defaults_are_the_functions_defaults():
+    import inspect
+
+    from recipes import fit_image_classifier, tune_image_classifier
+
+    args = vars(build_parser().parse_args(["tune", "x.npz"]))
+    expected = {**{k: v.default for k, v in inspect.signature(
+        fit_image_classifier).parameters.items()},
+        **{k: v.default for k, v in inspect.signature(
+            tune_image_classifier).parameters.items()}}
+    shared = set(args) & set(expected) - {"data"}
+    assert {"tuner", "max_trials", "seed", "backbone"} <= shared
+    assert {k: args[k] for k in shared} == {k: expected[k] for k in shared}

@@ -236,7 +236,8 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
         "logs", ".keras-recipes.json"}
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    # Counted from 1, as the progress bar counts.
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
     np.testing.assert_allclose([float(r["val_accuracy"]) for r in rows],
                                result.history["val_accuracy"], rtol=1e-6)
     with open(run / "run.json") as f:

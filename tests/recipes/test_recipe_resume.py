@@ -67,7 +67,7 @@ def test_sigkilled_two_phase_recipe_resumes_from_output_dir(
     assert result["history_epochs"] == result["epochs_run"] == 4
     with open(run / "history.csv", newline="") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
-    assert epochs == [0, 1, 2, 3]
+    assert epochs == [1, 2, 3, 4]
     assert result["accuracy"] >= 0.85, result["accuracy"]
     assert json.loads((run / "run.json").read_text())["status"] == (
         "finished")

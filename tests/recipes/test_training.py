@@ -34,19 +34,22 @@ def test_remember_and_recall_only_while_running(tmp_path):
 
 
 def test_history_rows_are_read_by_epoch_range(tmp_path):
+    # The file counts epochs from 1 (as the console does), Keras from 0:
+    # Keras epochs 1 and 2 are the file's rows 2 and 3.
     out = OutputDir(tmp_path)
-    (tmp_path / "history.csv").write_text(HEADER + _rows(0, 1, 2, 3))
+    (tmp_path / "history.csv").write_text(HEADER + _rows(1, 2, 3, 4))
     history = out.read_history(1, 3)
-    assert history["loss"] == [1.1, 1.2]
-    assert history["val_accuracy"] == [0.14, 0.24]
+    assert history["loss"] == [1.2, 1.3]
+    assert history["val_accuracy"] == [0.24, 0.34]
     assert len(out.read_history(2, None)["accuracy"]) == 2
 
 
 def test_history_truncated_to_the_resume_epoch(tmp_path):
+    # Resuming at Keras epoch 2 keeps the file's epochs 1 and 2.
     out = OutputDir(tmp_path)
-    (tmp_path / "history.csv").write_text(HEADER + _rows(0, 1, 2))
+    (tmp_path / "history.csv").write_text(HEADER + _rows(1, 2, 3))
     out._truncate_history(2)
-    assert (tmp_path / "history.csv").read_text() == HEADER + _rows(0, 1)
+    assert (tmp_path / "history.csv").read_text() == HEADER + _rows(1, 2)
 
 
 def test_finished_run_needs_overwrite(tmp_path):

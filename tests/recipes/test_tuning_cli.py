@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from recipes import tuning_cli
-from recipes.tuning import DEFAULT_SPACE
 
 
 @pytest.fixture
@@ -28,7 +27,7 @@ def test_register_adds_the_tune_command():
                               "dropout": 0.3}
     help_text = parser._subparsers._group_actions[0].choices[
         "tune"].format_help()
-    assert all(name in help_text for name in DEFAULT_SPACE)
+    assert "python -m recipes list" in " ".join(help_text.split())
 
 
 def test_unknown_knob_is_a_usage_error(capsys):
@@ -39,7 +38,7 @@ def test_unknown_knob_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize("flags, word", [
-    (["--max-trials", "0"], "max_trials"),
+    (["--max-trials", "0"], "`--max-trials`"),
     (["--objective", "val_auc"], "objective"),
     (["--fix", "optimizer=adamm"], "adamm"),
     (["--fix", "dropout=2"], "dropout=2"),

@@ -290,3 +290,15 @@ def test_weight_bytes_shrink_except_float8(mode):
         assert weight_bytes(model) == before + 2 * 4 * (3 + 3 * 1024)
     else:
         assert weight_bytes(model) < before / 3
+
+
+def test_export_shows_its_stages_by_default(tmp_path, capsys):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    x = np.zeros((3, 4), "float32")
+    export_tflite(model, str(tmp_path / "a.tflite"),
+                  validation_data=(x, np.zeros(3, "int64")))
+    assert "3/3" in capsys.readouterr().out
+    export_tflite(model, str(tmp_path / "b.tflite"), verbose=0)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="verbose=2"):
+        export_tflite(model, str(tmp_path / "c.tflite"), verbose=2)

@@ -9,6 +9,7 @@ import recipes.layers
 from recipes.layers import (
     TLU,
     BlurPool2D,
+    ClassifierDense,
     DropBlock,
     DropPath,
     FilterResponseNormalization,
@@ -41,6 +42,9 @@ FACTORIES = {
     "MinMaxScaling": (lambda rank: _min_max(), (2, 4)),
     "DropBlock": (lambda rank: DropBlock(0.2, block_size=3, seed=1), (4,)),
     "BlurPool2D": (lambda rank: BlurPool2D(filter_size=3), (4,)),
+    "ClassifierDense": (
+        lambda rank: ClassifierDense(["a", "b", "c"], activation="softmax"),
+        (2,)),
 }
 CASES = [(name, rank) for name, (_, ranks) in FACTORIES.items()
          for rank in ranks]
