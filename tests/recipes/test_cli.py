@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -106,7 +107,9 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     assert rows["backbone"].startswith("small_cnn")
     assert os.path.isfile(tmp_path / "run" / "model.keras")
     # The reloaded model names its predictions (class names travel with it).
-    model = recipes.load_model(tmp_path / "run" / "best.keras")
+    with open(tmp_path / "run" / "run.json") as f:
+        best = json.load(f)["best_model"]
+    model = recipes.load_model(tmp_path / "run" / best)
     names = model.layers[-1].class_names
     predicted = recipes.predict_classes(model, xv)
     assert np.mean(predicted == np.asarray(names)[yv]) > 0.8
