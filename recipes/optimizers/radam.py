@@ -85,8 +85,10 @@ class RAdam(MomentOptimizer):
         r_scale = ops.cast(
             ops.where(adaptive, r_t * ops.sqrt(1.0 - b2_t), 1.0), dtype
         )
+        # `ones_like(g)`, not of the variable `v`: JAX has no `ones_like`
+        # of a Keras variable.
         denominator = ops.where(
-            adaptive, ops.add(ops.sqrt(v), self.epsilon), ops.ones_like(v)
+            adaptive, ops.add(ops.sqrt(v), self.epsilon), ops.ones_like(g)
         )
         self.assign_sub(
             variable, lr * r_scale * m_scale * ops.divide(m, denominator)
