@@ -183,6 +183,8 @@ class Lookahead(WrapperOptimizer):
 
 def _copy_of(variable):
     def initializer(shape, dtype=None):
-        return ops.cast(ops.convert_to_tensor(variable), dtype)
+        # A copy: on JAX the cast is a no-op, and a slow weight sharing the
+        # model weight's buffer makes the trainer donate it twice.
+        return ops.copy(ops.cast(ops.convert_to_tensor(variable), dtype))
 
     return initializer

@@ -189,9 +189,11 @@ class SAM(keras.Model):
             self._track_loss(loss, x, replicas=1)
             logs = self.compute_metrics(x, y, y_pred,
                                         sample_weight=sample_weight)
+        # (During `fit` the JAX trainer empties the variables themselves:
+        # an unchanged metric keeps the value it came in with.)
         metrics_vars = [
-            _or(scope.get_current_value(v), v.value)
-            for v in self.metrics_variables
+            _or(scope.get_current_value(v), old)
+            for v, old in mapping
         ]
         return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
 
