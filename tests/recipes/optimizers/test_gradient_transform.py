@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from recipes.optimizers import GradientTransform
+from tests.helpers import only_on
 
 SHAPES = [(3, 4), (4,), (2, 2, 3, 4)]
 
@@ -128,7 +129,12 @@ def test_centralization_with_gradient_accumulation_matches_numpy():
                                    atol=1e-6)
 
 
-@pytest.mark.parametrize("loss_scaling", ["factor", "optimizer"])
+@pytest.mark.parametrize("loss_scaling", [
+    "factor",
+    # Keras's LossScaleOptimizer leaks a JAX tracer when `apply` is called
+    # eagerly (its `cond` assigns variables); inside `fit` it works.
+    pytest.param("optimizer", marks=only_on("tensorflow", "torch")),
+])
 def test_adaptive_clipping_compares_unscaled_gradients(loss_scaling):
     # The wrapped optimizer unscales after the transform; the threshold
     # lambda * ||W_i|| is on the true gradient.
