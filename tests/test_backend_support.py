@@ -15,6 +15,7 @@ import pytest
 
 import callbacks
 from recipes.layers import WeightNormalization
+from recipes.optimizers import SAM
 from tests.helpers import only_on
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,8 +49,11 @@ def _train(digits, learning_rate, callbacks_=()):
         keras.layers.Dense(16, activation="relu"),
         keras.layers.Dense(10, activation="softmax"),
     ])
+    # Keras's torch trainer refuses `steps_per_execution > 1`.
+    steps = 1 if keras.backend.backend() == "torch" else 2
     model.compile(keras.optimizers.SGD(learning_rate),
-                  "sparse_categorical_crossentropy", steps_per_execution=2)
+                  "sparse_categorical_crossentropy",
+                  steps_per_execution=steps)
     model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0,
               callbacks=list(callbacks_))
     return [np.asarray(w) for w in model.get_weights()]
@@ -91,3 +95,10 @@ def test_weight_normalization_data_init_refuses_jax_at_construction():
     # g starts at ||v||: the wrapped layer computes the plain Dense.
     np.testing.assert_allclose(y, x @ kernel + layer.layer.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+@only_on("torch")
+def test_sam_refuses_torch_at_construction():
+    inner = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(NotImplementedError, match="torch backend"):
+        SAM(inner)
