@@ -11,10 +11,13 @@ learning rate becomes
 computed inside the traced train step, where `base` is a schedule set by a
 callback (or, when none is, whatever the user compiled: a float or a
 schedule), `scale` is a variable that callbacks may change between steps
-(no retrace), and `offset` is a variable holding the step at which the
-current `fit` started. The last callback to `detach` at train end restores
-the optimizer exactly as it was. The train function is rebuilt on both
-occasions, because Keras caches the traced function across `fit` calls.
+(no retrace on TensorFlow), and `offset` is a variable holding the step
+at which the current `fit` started. Callbacks change these variables through
+`set_scale`, `set_floor` and `set_offset`, which on JAX also retrace the
+step (there the jitted step reads them as constants). The last callback
+to `detach` at train end restores the optimizer exactly as it was. The
+train function is rebuilt on both occasions, because Keras caches the
+traced function across `fit` calls.
 
 Keras only calls `on_train_end` when `fit` returns normally: after Ctrl-C or
 an exception the controller stays installed. Each controller therefore
@@ -221,7 +224,26 @@ class LRControl:
         if self._scale_change is None or self._scale_change[0] != step:
             self._scale_change = (step, float(ops.convert_to_numpy(
                 self.scale)))
-        self.scale.assign(value)
+        self._assign(self.scale, value)
+
+    def set_floor(self, value):
+        """Set the lowest learning rate a reduction may reach."""
+        self._assign(self.floor, value)
+
+    def set_offset(self, step):
+        """Make `step` the schedule's step 0."""
+        self._assign(self.offset, step)
+
+    def _assign(self, variable, value):
+        old = ops.convert_to_numpy(variable)
+        variable.assign(value)
+        # The JAX trainer passes only the model's and the optimizer's
+        # variables through its jitted step: these control variables are
+        # read at trace time, as constants. A change must retrace the step
+        # to reach it (one compilation, at most once per change).
+        if (keras.backend.backend() == "jax"
+                and old != ops.convert_to_numpy(variable)):
+            _retrace(self.model)
 
     def scale_at(self, step):
         """The scale that step `step` used (or will use)."""
@@ -260,7 +282,7 @@ class LRControl:
     def set_offset_to_current_step(self, steps_back=0):
         """Step 0 of the schedule = the current step minus `steps_back`."""
         step = int(ops.convert_to_numpy(self.optimizer.iterations))
-        self.offset.assign(step - steps_back)
+        self.set_offset(step - steps_back)
 
 
 def variable_scope(model):

@@ -8,6 +8,8 @@ the received value, in the Keras style:
 import math
 import numbers
 
+import keras
+
 
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -91,3 +93,22 @@ def check_choice(name, value, choices):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def check_backend(what, unsupported, reason):
+    """Refuse to build `what` on a Keras backend it cannot work on.
+
+    Args:
+        what: The component, as the user wrote it (e.g. `"Pruning"`).
+        unsupported: The backend names (`keras.backend.backend()`) refused.
+        reason: Why, in a few words, for the message.
+
+    Raises:
+        NotImplementedError: On a backend in `unsupported`.
+    """
+    backend = keras.backend.backend()
+    if backend in unsupported:
+        raise NotImplementedError(
+            f"{what} does not work on the {backend} backend: {reason}. "
+            f"Received: backend={backend!r}"
+        )

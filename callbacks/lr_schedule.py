@@ -76,7 +76,7 @@ class ScheduleLR(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._control = _lr_control.attach(self, self.model)
         self._control.set_schedule(self, self.schedule)
-        self._control.offset.assign(0)
+        self._control.set_offset(0)
         self._first_epoch = True
         self.momentum_attributes = ()
         if self.momentum_schedule is not None:

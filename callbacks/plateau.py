@@ -75,7 +75,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._control = _lr_control.attach(self, self.model)
-        self._control.floor.assign(self.min_lr)
+        self._control.set_floor(self.min_lr)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)

@@ -22,9 +22,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from callbacks._validation import check_choice, check_number
+from callbacks._validation import check_backend, check_choice, check_number
 
 SCHEDULES = ("polynomial", "constant")
+# The masks and the step live in variables the constraints assign inside the
+# traced step; the JAX trainer only carries the model's and the optimizer's
+# variables through its stateless step, so those assignments cannot persist.
+_JAX_REASON = (
+    "the masks are updated inside the compiled step through variables "
+    "that the JAX trainer does not carry in its state; use the TensorFlow "
+    "or torch backend"
+)
 SCOPES = ("per_layer", "global")
 
 # Layers whose kernels are pruned when no `layers` are given. Biases,
@@ -289,6 +297,7 @@ class MagnitudePruner:
     """
 
     def __init__(self, model, spec):
+        check_backend("Magnitude pruning", ("jax",), _JAX_REASON)
         if not model.built:
             raise ValueError(
                 "The model must be built before pruning (call it on data or "
@@ -477,6 +486,8 @@ class Pruning(keras.callbacks.Callback):
     Raises:
         ValueError: If an argument is out of range (checked here), or at
             the start of `fit` if the model has nothing to prune.
+        NotImplementedError: On the JAX backend (the masks are updated in
+            the compiled step, in variables the JAX trainer does not carry).
 
     Example:
 
@@ -499,6 +510,7 @@ class Pruning(keras.callbacks.Callback):
                  begin_step=0, end_step=1000, frequency=100,
                  initial_sparsity=0.0, power=3, scope="per_layer",
                  layers=None, prune_biases=False, structure=None):
+        check_backend("Pruning", ("jax",), _JAX_REASON)
         super().__init__()
         self.spec = PruningSpec(
             target_sparsity=target_sparsity, schedule=schedule,

@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The suite runs on TensorFlow unless asked otherwise; CI runs the component
+# tests a second time with KERAS_BACKEND=jax.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Through `recipes`, TensorFlow's start-up lines obey the level too (see
 # `recipes._quiet`), so none land after pytest's summary.

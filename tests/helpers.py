@@ -5,6 +5,19 @@ import os
 
 import keras
 import numpy as np
+import pytest
+
+
+def only_on(*backends):
+    """Mark a test that can only run on the given Keras backends.
+
+    Example: `@only_on("tensorflow")` on a test that uses `tf.distribute`.
+    """
+    backend = keras.backend.backend()
+    return pytest.mark.skipif(
+        backend not in backends,
+        reason=f"runs on {', '.join(backends)}; this run is on {backend}",
+    )
 
 
 def assert_keras_round_trip(model, x, directory, atol=1e-6):

@@ -191,7 +191,8 @@ def lsuv(model, batch, tol=0.1, max_iter=10, orthogonal=True, seed=None):
                 seed=None if seed is None else seed + index)
             layer.kernel.assign(init(layer.kernel.shape, "float32"))
             if getattr(layer, "bias", None) is not None:
-                layer.bias.assign(keras.ops.zeros_like(layer.bias))
+                bias = layer.bias
+                bias.assign(keras.ops.zeros(bias.shape, bias.dtype))
     results = []
     for layer in layers:
         x = _layer_input(model, inputs, layer, batch)

@@ -110,5 +110,5 @@ def zero_init_residual(model):
             f"scale in model {model.name!r}."
         )
     for norm in zeroed:
-        norm.gamma.assign(keras.ops.zeros_like(norm.gamma))
+        norm.gamma.assign(keras.ops.zeros(norm.gamma.shape, norm.gamma.dtype))
     return [norm.name for norm in zeroed]

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from callbacks._api import register
+from callbacks._validation import check_backend
 
 _SUPPORTED = (
     keras.layers.Dense,
@@ -43,6 +44,9 @@ class WeightNormalization(keras.layers.Wrapper):
 
     Raises:
         TypeError: If `layer` is not one of the supported layers.
+        NotImplementedError: With `data_init=True` on the JAX backend
+            (the initialization assigns trainable weights in the forward
+            pass, which JAX's stateless step cannot keep).
 
     Example:
 
@@ -71,6 +75,13 @@ class WeightNormalization(keras.layers.Wrapper):
             raise TypeError(
                 "Argument `data_init` must be a bool. Received: "
                 f"data_init={data_init!r}"
+            )
+        if data_init:
+            check_backend(
+                "WeightNormalization(data_init=True)", ("jax",),
+                "the initialization assigns trainable weights inside the "
+                "traced forward pass, which JAX's stateless step cannot "
+                "keep; pass `data_init=False`",
             )
         super().__init__(layer, **kwargs)
         self.data_init = data_init

@@ -1,6 +1,6 @@
 """Lookahead: slow weights that follow any optimizer's fast weights."""
 
-import tensorflow as tf
+import keras
 from keras import ops
 
 from callbacks._api import register
@@ -32,7 +32,9 @@ class Lookahead(WrapperOptimizer):
     synced weights, which the slow weights take too, so the weights satisfy
     it after every step as with any Keras optimizer; on a sync step the
     constraint thus runs twice (after the fast step and after the sync).
-    Works inside `model.fit` under `tf.distribute` strategies.
+    Works inside `model.fit` under `tf.distribute` strategies, and on the
+    JAX and torch backends (where the sync is a select, `ops.where`, instead
+    of a conditional update of each device copy).
 
     Args:
         optimizer: The `keras.optimizers.Optimizer` instance to wrap.
@@ -93,11 +95,39 @@ class Lookahead(WrapperOptimizer):
         after = ops.copy(self.inner_optimizer.iterations)
         due = ops.logical_and(ops.not_equal(after, before),
                               ops.equal(ops.mod(after, self.sync_period), 0))
+        if keras.backend.backend() != "tensorflow":
+            self._sync_by_select(variables, due)
+            return
+        import tensorflow as tf
+
         context = tf.distribute.get_replica_context()
         if context is None:
             self._sync(tf.distribute.get_strategy(), variables, due)
         else:
             context.merge_call(self._sync, args=(variables, due))
+
+    def _sync_by_select(self, variables, due):
+        # JAX traces the step statelessly: an assignment inside a `cond`
+        # branch would leak a tracer, so both outcomes are computed and the
+        # variables always assigned the selected one.
+        slows = [self._slow_weights[self._get_variable_index(v)]
+                 for v in variables]
+        for variable, slow in zip(variables, slows, strict=True):
+            fast = ops.convert_to_tensor(variable)
+            old = ops.convert_to_tensor(slow)
+            new = ops.where(due, old + self.slow_step_size * (fast - old),
+                            old)
+            self.assign(slow, new)
+            self.assign(variable, ops.where(due, new, fast))
+        for variable, slow in zip(variables, slows, strict=True):
+            if variable.constraint is None:
+                continue
+            fast = ops.convert_to_tensor(variable)
+            value = ops.cast(variable.constraint(fast), variable.dtype)
+            value = ops.where(due, value, fast)
+            self.assign(variable, value)
+            self.assign(slow, ops.where(due, value,
+                                        ops.convert_to_tensor(slow)))
 
     def _sync(self, distribution, variables, due):
         for variable in variables:
@@ -153,6 +183,8 @@ class Lookahead(WrapperOptimizer):
 
 def _copy_of(variable):
     def initializer(shape, dtype=None):
-        return ops.cast(ops.convert_to_tensor(variable), dtype)
+        # A copy: on JAX the cast is a no-op, and a slow weight sharing the
+        # model weight's buffer makes the trainer donate it twice.
+        return ops.copy(ops.cast(ops.convert_to_tensor(variable), dtype))
 
     return initializer

@@ -1,11 +1,10 @@
 """Sharpness-Aware Minimization as a model wrapper (a train-step concern)."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._validation import check_backend, check_number
 
 
 @register
@@ -29,7 +28,10 @@ class SAM(keras.Model):
     m-sharpness, with `m` the per-replica batch); normalization statistics
     and metrics are updated by the first pass only. (In Keras 3.15 /
     TF 2.21, `steps_per_execution > 1` together with `MirroredStrategy` fails
-    for any model, SAM or not; each works on its own.)
+    for any model, SAM or not; each works on its own.) On the JAX backend the
+    same two passes run in the JAX trainer's stateless step; the torch
+    backend is refused (not implemented: its trainer differentiates with
+    `loss.backward()`, which needs a third train step).
 
     `SAM(model)` is itself a Keras model: compile and fit it. When `model` is
     already compiled with a serializable configuration, the wrapper is
@@ -48,6 +50,7 @@ class SAM(keras.Model):
     Raises:
         TypeError: If `model` is not a Keras model.
         ValueError: If `rho` is not > 0 or `adaptive` is not a bool.
+        NotImplementedError: On the torch backend.
 
     Example:
 
@@ -66,6 +69,8 @@ class SAM(keras.Model):
 
     def __init__(self, model, rho=0.05, adaptive=False, epsilon=1e-12,
                  **kwargs):
+        check_backend("SAM", ("torch",), "its two-pass train step is "
+                      "written for the TensorFlow and JAX trainers")
         if not isinstance(model, keras.Model):
             raise TypeError(
                 "Argument `model` must be a `keras.Model`. "
@@ -107,7 +112,16 @@ class SAM(keras.Model):
             ]
         return [factor * g for g in gradients]
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        # Each backend's trainer calls its own `train_step` signature:
+        # TensorFlow `(data)`, JAX `(state, data)` (stateless).
+        if keras.backend.backend() == "jax":
+            return self._jax_train_step(*args)
+        return self._tf_train_step(*args)
+
+    def _tf_train_step(self, data):
+        import tensorflow as tf
+
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
@@ -144,10 +158,52 @@ class SAM(keras.Model):
         self.optimizer.apply(adv_gradients, variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _track_loss(self, loss, x):
+    def _jax_train_step(self, state, data):
+        import jax
+
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        # `compute_loss_and_updates` is the JAX trainer's stateless loss
+        # (its own `train_step` differentiates it the same way).
+        grad_fn = jax.value_and_grad(self.compute_loss_and_updates,
+                                     has_aux=True)
+        (_, aux), gradients = grad_fn(
+            trainable, non_trainable, metrics_vars, x, y, sample_weight,
+            training=True, optimizer_variables=optimizer_vars,
+        )
+        loss, y_pred, non_trainable, metrics_vars = aux
+        steps = self._perturbation(list(gradients), list(trainable))
+        perturbed = [w + e for w, e in zip(trainable, steps, strict=True)]
+        # The second pass sees the first one's state (as on TensorFlow,
+        # where it reads the updated variables); its own updates of
+        # normalization statistics and metrics are dropped.
+        _, adv_gradients = grad_fn(
+            perturbed, non_trainable, metrics_vars, x, y, sample_weight,
+            training=True, optimizer_variables=optimizer_vars,
+        )
+        trainable, optimizer_vars = self.optimizer.stateless_apply(
+            optimizer_vars, adv_gradients, trainable
+        )
+        mapping = list(zip(self.metrics_variables, metrics_vars, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._track_loss(loss, x, replicas=1)
+            logs = self.compute_metrics(x, y, y_pred,
+                                        sample_weight=sample_weight)
+        # (During `fit` the JAX trainer empties the variables themselves:
+        # an unchanged metric keeps the value it came in with.)
+        metrics_vars = [
+            _or(scope.get_current_value(v), old)
+            for v, old in mapping
+        ]
+        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+    def _track_loss(self, loss, x, replicas=None):
         # `compute_loss` divides by the replica count so that summed
         # gradients are right; the reported loss is the per-example mean.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas is None:
+            import tensorflow as tf
+
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
         for metric in self.metrics:
             if metric.name == "loss":
@@ -172,3 +228,7 @@ class SAM(keras.Model):
             config["model"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def _or(value, default):
+    return default if value is None else value

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from recipes.optimizers import GradientTransform
+from tests.helpers import only_on
 
 SHAPES = [(3, 4), (4,), (2, 2, 3, 4)]
 
@@ -129,7 +129,12 @@ def test_centralization_with_gradient_accumulation_matches_numpy():
                                    atol=1e-6)
 
 
-@pytest.mark.parametrize("loss_scaling", ["factor", "optimizer"])
+@pytest.mark.parametrize("loss_scaling", [
+    "factor",
+    # Keras's LossScaleOptimizer leaks a JAX tracer when `apply` is called
+    # eagerly (its `cond` assigns variables); inside `fit` it works.
+    pytest.param("optimizer", marks=only_on("tensorflow", "torch")),
+])
 def test_adaptive_clipping_compares_unscaled_gradients(loss_scaling):
     # The wrapped optimizer unscales after the transform; the threshold
     # lambda * ||W_i|| is on the true gradient.
@@ -159,11 +164,16 @@ def embedding_problem():
         keras.layers.Dense(1, name="fc")])
     x = np.array([[0, 1, 0]])
     y = np.ones((1, 1), "float32")
-    with tf.GradientTape() as tape:
-        loss = keras.ops.mean(keras.losses.mean_squared_error(y, model(x)))
-    grads = tape.gradient(loss, model.trainable_variables)
-    grads = {v.name: tf.convert_to_tensor(g).numpy()
-             for v, g in zip(model.trainable_variables, grads, strict=True)}
+    # The gradients by hand (any backend): loss = (f @ W + b - y)**2 with
+    # f the flattened embeddings of x.
+    table, kernel, bias = (v.numpy() for v in model.trainable_variables)
+    f = table[x[0]].reshape(1, -1)
+    d = 2.0 * (f @ kernel + bias - y)
+    d_table = np.zeros_like(table)
+    for position, token in enumerate(x[0]):
+        d_table[token] += d[0, 0] * kernel.reshape(3, 2)[position]
+    grads = {"embeddings": d_table, "kernel": f.T @ d, "bias": d[0]}
+    grads = {v.name: grads[v.name] for v in model.trainable_variables}
     return model, x, y, grads
 
 

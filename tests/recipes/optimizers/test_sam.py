@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from recipes.optimizers import SAM
-from tests.helpers import assert_keras_round_trip
+from tests.helpers import assert_keras_round_trip, only_on
+
+# SAM refuses torch (tests/test_backend_support.py checks the error).
+pytestmark = only_on("tensorflow", "jax")
 
 
 def _linear_problem():
