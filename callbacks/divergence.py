@@ -297,7 +297,7 @@ class DivergenceGuard(keras.callbacks.Callback):
         self._control.set_scale(scale)
         # Its reductions go below a `ReduceLROnPlateau`'s `min_lr` floor.
         floor = float(self._control.floor.numpy()) * self.lr_factor
-        self._control.floor.assign(floor)
+        self._control.set_floor(floor)
         # The epoch's metrics include the diverged steps.
         self.model.reset_metrics()
         self._since_rollback = 0
