@@ -91,7 +91,9 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
     base = optimizers.get_info("lion").default_learning_rate
     assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0 * 2.0)
     assert (config["mixup"], config["cutmix"]) == (0.0, 1.0)
-    assert config["epochs"] == 4 and config["seed"] == 3
+    # Step budget: 4 epochs of ceil(600 / 32) = 19 steps at the default
+    # batch, 76 steps, are 15 epochs of ceil(600 / 128) = 5 steps.
+    assert config["epochs"] == 15 and config["seed"] == 3
     assert config["optimizer"] == "lion" and config["dropout"] == 0.3
     assert config["backbone"] == "small_cnn"
 
@@ -360,8 +362,11 @@ def test_promoted_hyperband_trial_continues_from_the_parent(small,
     child = hypermodel.fit(hp, model, epochs=4, initial_epoch=3,
                            callbacks=[record, history])
     # Only the increment ran, starting from the parent's saved weights
-    # (read back from its checkpoint file into a fresh model).
-    assert parent["epochs_run"] == 3 and child["epochs_run"] == 1
+    # (read back from its checkpoint file into a fresh model). Step budget
+    # at batch 64: 3 epochs of ceil(600 / 32) = 19 steps are 57 steps, 6
+    # epochs of ceil(600 / 64) = 10; 4 epochs (76 steps) are 8, so the
+    # child trains 8 - 6 = 2.
+    assert parent["epochs_run"] == 6 and child["epochs_run"] == 2
     reference = hypermodel.build(hp)
     reference.load_weights(parent_file)
     (start,) = sorted((tmp_path / "starts").iterdir())
