@@ -67,6 +67,10 @@ def register(subparsers):
         metavar="KNOB=VALUE[,VALUE...]",
         help="fix a knob, or search a list of values; knobs: "
         + ", ".join(DEFAULT_SPACE))
+    parser.add_argument("--budget", default="steps",
+                        choices=("steps", "epochs"),
+                        help="same optimizer steps (default) or same epochs "
+                        "per trial")
     parser.add_argument("--lr-range-test", action="store_true",
                         help="set base learning rates with an LR range test")
     parser.add_argument("--backbone", default="auto")
@@ -109,7 +113,8 @@ def _run_tune(args):
         max_trials=args.max_trials, max_epochs=args.max_epochs,
         directory=args.directory, project_name=args.project_name,
         overwrite=args.overwrite, objective=args.objective,
-        space=dict(args.fix), lr_range_test=args.lr_range_test,
+        space=dict(args.fix), budget=args.budget,
+        lr_range_test=args.lr_range_test,
         backbone=args.backbone, weights=args.weights, seed=args.seed)
     if result is None:
         return [("worker", "finished")]
@@ -118,6 +123,10 @@ def _run_tune(args):
              f"epochs={row['epochs_run']}") for row in result.table]
     rows.append((f"best {result.table.objective}",
                  f"{result.best_score:.4f}"))
+    gain = result.gain_over_defaults
+    rows.append(("defaults", "failed" if gain is None else
+                 f"{result.defaults_score:.4f} (trial "
+                 f"{result.defaults_trial_id}), gain {gain:+.4f}"))
     rows += [(f"best {name}", value)
              for name, value in result.best_hyperparameters.items()
              if name not in ("validation_data",)]
