@@ -284,7 +284,8 @@ def test_each_tuner_searches_real_mnist(small, tmp_path, tuner):
     train, val = small
     result = tune_image_classifier(
         train, validation_data=val, tuner=tuner, max_trials=2,
-        max_epochs=1, directory=tmp_path, space={"augment": "none"})
+        max_epochs=1, directory=tmp_path, space={"augment": "none"},
+        budget="epochs")
     _check_search(result, val, 2)
     assert len(result.table) == 2
     assert all(row["epochs_run"] == 1 for row in result.table)
@@ -387,7 +388,7 @@ def test_hyperband_promotes_the_better_configuration(small, tmp_path):
         train, validation_data=val, tuner="hyperband", max_trials=3,
         max_epochs=2, factor=2, directory=tmp_path / "search",
         space={"augment": "none", "batch_size": 64},
-        early_stopping=False, callbacks=[record])
+        early_stopping=False, callbacks=[record], budget="epochs")
     _check_search(result, val, 3)
     table = result.table
     # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
@@ -425,7 +426,8 @@ def test_failed_trials_do_not_stop_the_search(small, tmp_path):
                # Plain SGD at 1e30 x its rate diverges: that trial fails.
                "optimizer": "sgd", "learning_rate_scale": [1e30, 1.0]})
     statuses = [row["status"] for row in result.table]
-    assert statuses == ["FAILED", "COMPLETED"]
+    # Defaults first: scale 1 (the recipe's learning rate) runs first.
+    assert statuses == ["COMPLETED", "FAILED"]
     assert result.best_hp.values["learning_rate_scale"] == 1.0
 
 
