@@ -559,8 +559,7 @@ def fit_image_classifier(
             backbone_model.trainable = False
     model = distribute.prepare_model(model, runtime.strategy)
 
-    if isinstance(augment, str) and augment == "auto":
-        augment = "default" if pretrained else "none"
+    augment = resolve_augment(augment, pretrained)
     out.open()
     pipeline = dict(num_classes=images.num_classes,
                     batch_size=runtime.batch_size, image_size=size,
@@ -670,6 +669,27 @@ def _check_output_outside_data(output_dir, *folders):
                     "it as a class of images). Received: output_dir="
                     f"{os.fspath(output_dir)!r}"
                 )
+
+
+def resolve_augment(augment, pretrained):
+    """The augmentation `augment="auto"` stands for (others unchanged).
+
+    Args:
+        augment: The recipe's `augment` argument.
+        pretrained: Whether the backbone starts from pretrained weights.
+
+    Returns:
+        `"default"` for a pretrained backbone and `"none"` for one trained
+        from scratch when `augment` is `"auto"`, else `augment`.
+
+    Example:
+
+    >>> resolve_augment("auto", pretrained=False)
+    'none'
+    """
+    if isinstance(augment, str) and augment == "auto":
+        return "default" if pretrained else "none"
+    return augment
 
 
 def _describe_weights(weights, info):

@@ -101,6 +101,10 @@ def register(subparsers):
         "(`python -m recipes list` shows the knobs; default: search "
         "them all)")
     parser.add_argument(
+        "--budget", default=d["budget"], choices=("steps", "epochs"),
+        help=with_default("give every trial the same optimizer steps, or "
+                          "the same epochs"))
+    parser.add_argument(
         "--lr-range-test", action="store_true", default=d["lr_range_test"],
         help=with_default("set base learning rates with an LR range test"))
     parser.add_argument(
@@ -157,7 +161,8 @@ def _run_tune(args):
         max_trials=args.max_trials, max_epochs=args.max_epochs,
         directory=args.directory, project_name=args.project_name,
         overwrite=args.overwrite, objective=args.objective,
-        space=dict(args.fix), lr_range_test=args.lr_range_test,
+        space=dict(args.fix), budget=args.budget,
+        lr_range_test=args.lr_range_test,
         backbone=args.backbone, weights=args.weights, seed=args.seed)
     if result is None:
         return [("worker", "finished")]
@@ -166,6 +171,10 @@ def _run_tune(args):
              f"epochs={row['epochs_run']}") for row in result.table]
     rows.append((f"best {result.table.objective}",
                  f"{result.best_score:.4f}"))
+    gain = result.gain_over_defaults
+    rows.append(("defaults", "failed" if gain is None else
+                 f"{result.defaults_score:.4f} (trial "
+                 f"{result.defaults_trial_id}), gain {gain:+.4f}"))
     rows += [(f"best {name}", value)
              for name, value in result.best_hyperparameters.items()
              if name not in ("validation_data",)]

@@ -1,5 +1,6 @@
 """`ImageClassifierHyperModel`: the whole image recipe as a search space."""
 
+import inspect
 import math
 
 import keras
@@ -16,6 +17,7 @@ from recipes.image_classifier import (
     build_image_classifier,
     check_image_classifier_args,
     fit_image_classifier,
+    resolve_augment,
 )
 from recipes.tuning import space as space_module
 
@@ -26,6 +28,8 @@ _OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite",
           "callbacks", "learning_rate", "optimizer", "schedule", "weight_decay",
           "dropout", "label_smoothing", "augment", "mixup", "cutmix",
           "fine_tune_layers", "batch_size")
+# Trial budgets: the same optimizer steps, or the same epochs, per trial.
+BUDGETS = ("steps", "epochs")
 # Errors that make one configuration fail without stopping the search.
 # A recipe's `DivergenceError` (its guard gave up) fails the trial too.
 _TRIAL_ERRORS = (ValueError, ArithmeticError, MemoryError,
@@ -44,6 +48,20 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     with those values, so what is tuned is exactly what
     `fit_image_classifier(**best)` later trains: the same phases, early
     stopping and defaults.
+
+    Every knob's default is the recipe's own (`recipe_defaults()`: the
+    keyword defaults of `fit_image_classifier`, with `"auto"` resolved for
+    this data), so the first trial of every tuner trains exactly what
+    `fit_image_classifier(data)` trains (see
+    `recipes.tuning.DefaultsFirstOracle`).
+
+    Budgets: with `budget="steps"` a trial's epochs are scaled so that it
+    takes as many optimizer steps as the recipe's default batch size does
+    in the epochs the tuner gives it (to the nearest whole epoch, at least
+    one): a trial at batch 64 trains twice the epochs of one at batch 32.
+    Without it a large batch turns a short budget into a few dozen steps,
+    and the search mostly learns that larger batches train less.
+    `budget="epochs"` keeps the tuner's epochs for every batch size.
 
     The callbacks a tuner passes to `fit` (Keras Tuner's checkpointing of
     the best epoch, the user's `search(callbacks=...)`) go to the recipe's
@@ -73,6 +91,8 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             `None`.
         objective: A metric the recipe reports, used to check the search
             can be scored. Defaults to `"val_accuracy"`.
+        budget: `"steps"` (epochs scaled to the batch size, see above) or
+            `"epochs"`. Defaults to `"steps"`.
         **recipe_kwargs: Other fixed `fit_image_classifier` keywords
             (`validation_data`, `backbone`, `weights`, `seed`,
             `early_stopping`, ...). `backbone` must be a registry name or
@@ -104,10 +124,12 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(self, data, space=None, base_learning_rates=None,
-                 objective="val_accuracy", **recipe_kwargs):
+                 objective="val_accuracy", budget="steps", **recipe_kwargs):
         super().__init__(name="image_classifier_hypermodel", tunable=True)
         self.space = space_module.check_space(space)
         check_choice("objective", objective, RECIPE_METRICS)
+        check_choice("budget", budget, BUDGETS)
+        self.budget = budget
         owned = sorted(set(recipe_kwargs) & set(_OWNED))
         if owned:
             raise ValueError(
@@ -162,13 +184,68 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 if self.pretrained
                 or name not in space_module.PRETRAINED_ONLY]
 
+    def recipe_defaults(self):
+        """The value of each knob that `fit_image_classifier` would use.
+
+        Read from the recipe's keyword defaults, with `"auto"` resolved as
+        the recipe resolves it for this data and backbone: `augment` from
+        whether the backbone is pretrained, `mix` from the `mixup` and
+        `cutmix` defaults, and a `learning_rate_scale` of 1 for the
+        default `learning_rate=None` (the base rate the scale multiplies).
+
+        Returns:
+            Dict of knob name to value, for the knobs of `knobs()`.
+        """
+        params = inspect.signature(fit_image_classifier).parameters
+        defaults = {
+            knob.name: params[knob.keyword].default
+            for knob in space_module.DEFAULT_SPACE.values() if knob.keyword}
+        # `learning_rate=None` is the base rate, which a scale of 1 keeps.
+        defaults["learning_rate_scale"] = 1.0
+        defaults["augment"] = resolve_augment(params["augment"].default,
+                                              self.pretrained)
+        mix = (params["mixup"].default, params["cutmix"].default)
+        defaults["mix"] = next(name for name, pair
+                               in space_module.MIXES.items() if pair == mix)
+        return {name: defaults[name] for name in self.knobs()}
+
     def declare(self, hp):
-        """Declare every knob on `hp`; returns `{knob: value}`."""
+        """Declare every knob on `hp`; returns `{knob: value}`.
+
+        Each knob's default (the value a tuner tries first) is the
+        recipe's, from `recipe_defaults()`, where the knob's range or
+        choices hold it.
+        """
+        defaults = self.recipe_defaults()
         return {
             name: space_module.declare(
-                hp, space_module.DEFAULT_SPACE[name], self.space.get(name))
+                hp, space_module.DEFAULT_SPACE[name], self.space.get(name),
+                default=defaults[name])
             for name in self.knobs()
         }
+
+    def trial_epochs(self, epochs, batch_size):
+        """Epochs that train a trial at `batch_size` for a budget of `epochs`.
+
+        With `budget="steps"`, the epochs at `batch_size` closest to the
+        optimizer steps of `epochs` epochs at the recipe's default batch
+        size (at least one); with `budget="epochs"`, `epochs`.
+
+        Args:
+            epochs: The tuner's budget, in epochs at the default batch size.
+            batch_size: The trial's batch size.
+
+        Returns:
+            An int.
+        """
+        epochs = int(epochs)
+        if self.budget == "epochs" or not epochs:
+            return epochs
+        default = inspect.signature(fit_image_classifier).parameters[
+            "batch_size"].default
+        steps = math.ceil(self.images.num_train / default) * epochs
+        per_epoch = math.ceil(self.images.num_train / batch_size)
+        return max(1, round(steps / per_epoch))
 
     def check_hyperparameters(self, hyperparameters=None):
         """Check every value the knobs can take, before any trial runs.
@@ -213,7 +290,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
         Args:
             hp: `HyperParameters` (or a trial's) with the knobs declared.
-            epochs: Epochs of the run. Defaults to `None` (not included).
+            epochs: The budget in epochs at the recipe's default batch size
+                (`config["epochs"]` is `trial_epochs(epochs, batch_size)`).
+                Defaults to `None` (not included).
 
         Returns:
             A dict such that `fit_image_classifier(data, **config)` trains
@@ -233,11 +312,14 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             augment=values["augment"], mixup=mixup, cutmix=cutmix,
             batch_size=values["batch_size"])
         if "fine_tune_layers" in values:
-            config["fine_tune_layers"] = values["fine_tune_layers"]
-            if not values["fine_tune_layers"]:
+            layers = values["fine_tune_layers"]
+            if isinstance(layers, str) and layers.isdigit():
+                layers = int(layers)
+            config["fine_tune_layers"] = layers
+            if layers == 0:
                 config["fine_tune_epochs"] = 0
         if epochs is not None:
-            config["epochs"] = int(epochs)
+            config["epochs"] = self.trial_epochs(epochs, values["batch_size"])
         return config
 
     def base_learning_rate(self, optimizer, batch_size):
@@ -282,8 +364,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             model: The model `build(hp)` returned. The recipe builds and
                 trains its own copy; checkpoints of it load into this one.
             *args: Must be empty (the data is the hypermodel's).
-            epochs: Epochs of the run (Hyperband sets it per bracket).
-                Defaults to `10`.
+            epochs: The budget in epochs at the recipe's default batch size
+                (Hyperband sets it per bracket); the trial trains
+                `trial_epochs(epochs, batch_size)`. Defaults to `10`.
             callbacks: Callbacks of the recipe's training runs. Defaults to
                 `None`.
             verbose: Verbosity of the recipe. Defaults to `0`.
@@ -308,10 +391,12 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             )
         initial_epoch = kwargs.pop("initial_epoch", 0) or 0
         callbacks = list(callbacks or [])
+        config = self.recipe_config(hp, epochs=epochs)
         if initial_epoch and "tuner/trial_id" in hp.values:
             callbacks.insert(0, _StartFrom(model.get_weights()))
-            epochs -= initial_epoch
-        config = self.recipe_config(hp, epochs=epochs)
+            # The parent trained the scaled budget of its own epochs.
+            done = self.trial_epochs(initial_epoch, config["batch_size"])
+            config["epochs"] = max(1, config["epochs"] - done)
         try:
             result = fit_image_classifier(
                 self.data, callbacks=callbacks,

@@ -13,6 +13,7 @@ from recipes import _training
 from recipes.data import make_pipeline
 from recipes.tuning import space as space_module
 from recipes.tuning.hypermodel import (
+    BUDGETS,
     RECIPE_METRICS,
     ImageClassifierHyperModel,
 )
@@ -39,8 +40,9 @@ _NARROW_SCALE = (1 / 3, 3.0)
 class ResultsTable(list):
     """Trials of a search as a list of dicts, in the order they started.
 
-    Each row has `trial_id`, `status`, `score` (the objective), `epochs_run`
-    and the trial's knob values.
+    Each row has `trial_id`, `status`, `score` (the objective), `epochs_run`,
+    `defaults` (whether the trial ran the recipe's defaults: the first trial,
+    and its Hyperband promotions) and the trial's knob values.
     """
 
     def __init__(self, rows, objective):
@@ -69,6 +71,13 @@ class ResultsTable(list):
             ax.plot(xs, ys, "o", label="trial")
             ax.step(xs, best, where="post", label="best so far")
             ax.legend()
+        defaults = [(i, row["score"]) for i, row in enumerate(self)
+                    if row.get("defaults") and row["score"] is not None]
+        if defaults:
+            xs, ys = zip(*defaults, strict=True)
+            ax.plot(xs, ys, "s", mfc="none", ms=10, label="defaults")
+            ax.axhline(ys[-1], ls="--", lw=1, color="gray")
+            ax.legend()
         ax.set_xlabel("trial")
         ax.set_ylabel(self.objective)
         ax.set_title("Objective per trial")
@@ -87,29 +96,71 @@ class TuningResult:
         best_score: Its objective value.
         table: `ResultsTable` of every trial (`.plot()`).
         tuner: The Keras Tuner tuner (for `results_summary()` and more).
+        defaults_score: The objective of the recipe's defaults (the first
+            trial; under Hyperband, its longest promotion), or `None` if
+            that trial failed.
+        defaults_trial_id: Id of the trial that scored them.
+        gain_over_defaults: How much better the best trial scored than the
+            defaults (`best_score - defaults_score`, negated for a loss, so
+            it is never negative); 0 when the defaults were best; `None`
+            without `defaults_score`.
     """
 
     def __init__(self, best_model, best_hyperparameters, best_hp,
-                 best_score, table, tuner):
+                 best_score, table, tuner, defaults_score=None,
+                 defaults_trial_id=None):
         self.best_model = best_model
         self.best_hyperparameters = best_hyperparameters
         self.best_hp = best_hp
         self.best_score = best_score
         self.table = table
         self.tuner = tuner
+        self.defaults_score = defaults_score
+        self.defaults_trial_id = defaults_trial_id
+
+    @property
+    def gain_over_defaults(self):
+        if self.defaults_score is None:
+            return None
+        gain = self.best_score - self.defaults_score
+        return -gain if self.table.objective.endswith("loss") else gain
+
+    def summary(self):
+        """The best score, the defaults' score and the gain, as text.
+
+        Returns:
+            A string of three lines.
+        """
+        objective = self.table.objective
+        lines = [f"best {objective}: {self.best_score:.4f} "
+                 f"({len(self.table)} trials)"]
+        if self.defaults_score is None:
+            lines += [f"defaults (trial {self.defaults_trial_id}): failed",
+                      "gain over defaults: unknown"]
+            return "\n".join(lines)
+        lines.append(f"defaults (trial {self.defaults_trial_id}): "
+                     f"{self.defaults_score:.4f}")
+        gain = self.gain_over_defaults
+        lines.append(f"gain over defaults: {gain:+.4f}" if gain > 0 else
+                     "gain over defaults: none (the defaults were best)")
+        return "\n".join(lines)
 
     def plot(self, ax=None):
-        """Objective vs trial (see `ResultsTable.plot`)."""
+        """Objective vs trial, the defaults marked (`ResultsTable.plot`)."""
         return self.table.plot(ax)
 
     def __repr__(self):
+        gain = self.gain_over_defaults
+        gain = "?" if gain is None else f"{gain:+.4f}"
         return (f"TuningResult({self.table.objective}="
-                f"{self.best_score:.4f}, trials={len(self.table)})")
+                f"{self.best_score:.4f}, gain_over_defaults={gain}, "
+                f"trials={len(self.table)})")
 
 
 def _check_args(tuner, max_trials, max_epochs, objective, factor,
-                executions_per_trial):
+                executions_per_trial, budget):
     check_choice("tuner", tuner, TUNERS)
+    check_choice("budget", budget, BUDGETS)
     check_number("max_trials", max_trials, low=1, integer=True,
                  allow_none=tuner == "hyperband")
     check_number("max_epochs", max_epochs, low=1, integer=True)
@@ -123,7 +174,7 @@ def tune_image_classifier(
         data, tuner="hyperband", max_trials=10, max_epochs=10,
         directory="tuning", project_name="image_classifier",
         overwrite=False, objective="val_accuracy", space=None,
-        lr_range_test=False, factor=3, hyperband_iterations=1,
+        budget="steps", lr_range_test=False, factor=3, hyperband_iterations=1,
         executions_per_trial=1, max_consecutive_failed_trials=3,
         hyperparameters=None, callbacks=None, seed=0, verbose=1,
         **recipe_kwargs):
@@ -136,6 +187,18 @@ def tune_image_classifier(
     a search killed at any point resumes when called again with the same
     `directory` and `project_name`: completed trials are kept, the running
     one is retried, and the search stops at `max_trials`.
+
+    Defaults first: whatever the tuner, the first trial trains the recipe's
+    own defaults (what `fit_image_classifier(data)` would train; under
+    Hyperband, in its first bracket), so the search never returns a
+    configuration that scored worse than not tuning.
+    `TuningResult.defaults_score` and `gain_over_defaults` say by how much
+    the search beat them.
+
+    Budgets: `max_epochs` counts epochs at the recipe's default batch size.
+    With `budget="steps"` each trial trains the epochs that give it the same
+    number of optimizer steps at its own batch size, so batch size competes
+    at equal steps rather than a large batch getting a fraction of them.
 
     Distributed search: start the same call in several processes with
     `KERASTUNER_TUNER_ID` (`"chief"` for one, `"tuner0"`, `"tuner1"`, ...
@@ -164,6 +227,9 @@ def tune_image_classifier(
             Defaults to `"val_accuracy"`.
         space: Knob overrides (see `recipes.tuning.space`). Defaults to
             `None`.
+        budget: `"steps"` (the same optimizer steps per trial, see above)
+            or `"epochs"` (`max_epochs` epochs at any batch size). Defaults
+            to `"steps"`.
         lr_range_test: Whether to set each optimizer's base learning rate
             with an LR range test (Smith, 2017) before the search and
             narrow `learning_rate_scale` to 1/3 to 3 around it. The rates
@@ -226,7 +292,7 @@ def tune_image_classifier(
     settings = {name: value for name, value in locals().items()
                 if name not in _RESUMABLE_ARGS}
     _check_args(tuner, max_trials, max_epochs, objective, factor,
-                executions_per_trial)
+                executions_per_trial, budget)
     check_choice("verbose", verbose, (0, 1, 2))
     project_name = _ownership.check_path_part("project_name", project_name)
     if os.path.isfile(os.fspath(directory)):
@@ -238,7 +304,8 @@ def tune_image_classifier(
     if recipe_kwargs.get("seed") is None:
         recipe_kwargs["seed"] = seed
     hypermodel = ImageClassifierHyperModel(
-        data, space=space, objective=objective, **recipe_kwargs)
+        data, space=space, objective=objective, budget=budget,
+        **recipe_kwargs)
     if hyperparameters is not None:
         hypermodel.check_hyperparameters(hyperparameters)
     project_dir = os.path.join(os.fspath(directory), project_name)
@@ -349,11 +416,13 @@ def find_base_learning_rates(hypermodel):
 
 def _result(search, hypermodel, max_epochs, objective):
     trials = search.oracle.trials
+    defaults_id = search.oracle.defaults_trial_id
+    defaults_values = _knob_values(trials[defaults_id]) if defaults_id \
+        else None
     rows = []
     for trial_id in search.oracle.start_order or sorted(trials):
         trial = trials[trial_id]
-        values = {k: v for k, v in trial.hyperparameters.values.items()
-                  if not k.startswith("tuner/")}
+        values = _knob_values(trial)
         epochs = trial.metrics.get_last_value("epochs_run") \
             if trial.metrics.exists("epochs_run") else None
         score = trial.score
@@ -362,6 +431,7 @@ def _result(search, hypermodel, max_epochs, objective):
             "score": None if score is None or not math.isfinite(score)
             else float(score),
             "epochs_run": None if epochs is None else int(epochs),
+            "defaults": values == defaults_values,
             **values,
         })
     table = ResultsTable(rows, objective)
@@ -375,5 +445,17 @@ def _result(search, hypermodel, max_epochs, objective):
     epochs = best.hyperparameters.values.get("tuner/epochs", max_epochs)
     config = hypermodel.recipe_config(best.hyperparameters, epochs=epochs)
     best_model = search.load_model(best)
+    # The defaults' longest run (Hyperband promotes it like any trial).
+    runs = [row for row in rows if row["defaults"]]
+    scored = [row for row in runs if row["score"] is not None]
+    last = scored[-1] if scored else (runs[0] if runs else {})
     return TuningResult(best_model, config, best.hyperparameters,
-                        best.score, table, search)
+                        best.score, table, search,
+                        defaults_score=last.get("score"),
+                        defaults_trial_id=last.get("trial_id"))
+
+
+def _knob_values(trial):
+    """A trial's hyperparameter values without Hyperband's bookkeeping."""
+    return {k: v for k, v in trial.hyperparameters.values.items()
+            if not k.startswith("tuner/")}

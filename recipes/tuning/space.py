@@ -14,15 +14,27 @@ Default search space (`DEFAULT_SPACE`):
 | knob | default range | recipe keyword |
 |---|---|---|
 | `optimizer` | adamw, nesterov, lion, radam | `optimizer` |
-| `learning_rate_scale` | 0.1 to 10, log | `learning_rate` = scale x base |
+| `learning_rate_scale` | 0.25 to 4, log, x2 | `learning_rate` = scale x base |
 | `schedule` | warmup_cosine, one_cycle, cyclical, constant | `schedule` |
-| `weight_decay` | 1e-4 to 0.1, log | `weight_decay` |
-| `dropout` | 0 to 0.5, step 0.1 | `dropout` |
+| `weight_decay` | 0.005 to 0.5, log, x sqrt(10) | `weight_decay` |
+| `dropout` | 0 to 0.4, step 0.1 | `dropout` |
 | `label_smoothing` | 0 to 0.2, step 0.05 | `label_smoothing` |
 | `augment` | none, default, randaugment | `augment` |
 | `mix` | none, mixup (alpha 0.2), cutmix (1.0) | `mixup`, `cutmix` |
-| `fine_tune_layers` | 0, 10, 30, 60 (pretrained only) | `fine_tune_layers` |
-| `batch_size` | 32, 64, 128 | `batch_size` |
+| `fine_tune_layers` | auto, 0, 10, 30, 60 (pretrained) | `fine_tune_layers` |
+| `batch_size` | 16, 32, 64 | `batch_size` |
+
+Ranges are centred on the recipe's own defaults (the keyword defaults of
+`fit_image_classifier`, which the hypermodel reads as each knob's default
+and a tuner tries first): the geometric middle of a log range, the middle
+of a linear range and the middle choice of `batch_size` are the default.
+The defaults are the configuration the recipe was tuned to train well on
+any data, so the search looks around them rather than over an arbitrary
+box: a factor of 4 either way for the learning rate (further out, the
+warmup-cosine run either diverges or barely moves in a short budget), a
+factor of 10 for weight decay (which acts through the learning rate, so
+it matters less), and from none to twice the default for dropout and
+label smoothing.
 
 The base learning rate is the recipe's default: the optimizer's registry
 default scaled to the batch size (square-root rule), doubled for backbones
@@ -45,7 +57,9 @@ class Knob:
         values: The choices, or `(low, high)` for ranges.
         log: Whether a range is searched on a log scale.
         step: Grid step of a range (a factor for log ranges).
-        default: The value a tuner tries first.
+        keyword: The `fit_image_classifier` keyword whose default is the
+            knob's default (`ImageClassifierHyperModel.recipe_defaults`),
+            or `None` for knobs whose default is derived.
     """
 
     name: str
@@ -53,26 +67,29 @@ class Knob:
     values: tuple
     log: bool = False
     step: float | None = None
-    default: object = None
+    keyword: str | None = None
 
 
 MIXES = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "cutmix": (0.0, 1.0)}
 
 DEFAULT_SPACE = {
     k.name: k for k in (
-        Knob("optimizer", "choice", ("adamw", "nesterov", "lion", "radam")),
-        Knob("learning_rate_scale", "float", (0.1, 10.0), log=True,
-             step=math.sqrt(10.0), default=1.0),
-        Knob("schedule", "choice", _training.SCHEDULES),
-        Knob("weight_decay", "float", (1e-4, 0.1), log=True, step=10.0,
-             default=0.01),
-        Knob("dropout", "float", (0.0, 0.5), step=0.1, default=0.2),
+        Knob("optimizer", "choice", ("adamw", "nesterov", "lion", "radam"),
+             keyword="optimizer"),
+        Knob("learning_rate_scale", "float", (0.25, 4.0), log=True,
+             step=2.0),
+        Knob("schedule", "choice", _training.SCHEDULES, keyword="schedule"),
+        Knob("weight_decay", "float", (0.005, 0.5), log=True,
+             step=math.sqrt(10.0), keyword="weight_decay"),
+        Knob("dropout", "float", (0.0, 0.4), step=0.1, keyword="dropout"),
         Knob("label_smoothing", "float", (0.0, 0.2), step=0.05,
-             default=0.1),
+             keyword="label_smoothing"),
         Knob("augment", "choice", ("none", "default", "randaugment")),
         Knob("mix", "choice", tuple(MIXES)),
-        Knob("fine_tune_layers", "choice", (0, 10, 30, 60), default=30),
-        Knob("batch_size", "choice", (32, 64, 128), default=64),
+        # Strings: a Keras Tuner choice holds values of one type.
+        Knob("fine_tune_layers", "choice", ("auto", "0", "10", "30", "60"),
+             keyword="fine_tune_layers"),
+        Knob("batch_size", "choice", (16, 32, 64), keyword="batch_size"),
     )
 }
 # Knobs that only mean something for a pretrained backbone.
@@ -116,25 +133,49 @@ def check_space(space):
     return dict(space)
 
 
-def declare(hp, knob, spec=None):
-    """Declare one knob on `hp` from the user's spec or its default."""
+def declare(hp, knob, spec=None, default=None):
+    """Declare one knob on `hp` from the user's spec or the default space.
+
+    Args:
+        hp: The `keras_tuner.HyperParameters` to declare on.
+        knob: The `Knob`.
+        spec: The user's spec (see the module docstring). Defaults to
+            `None` (the knob's default range or choices).
+        default: The value a tuner tries first (the recipe's default); used
+            when the declared range or choices hold it. Defaults to `None`
+            (Keras Tuner's: the first choice, the low end of a range).
+
+    Returns:
+        The knob's value in `hp`.
+    """
     if callable(spec):
         return spec(hp)
     if spec is None:
-        if knob.kind == "choice":
-            return hp.Choice(knob.name, list(knob.values),
-                             default=knob.default)
-        low, high = knob.values
-        return hp.Float(knob.name, low, high, step=knob.step,
-                        sampling="log" if knob.log else "linear",
-                        default=knob.default)
+        spec = tuple(knob.values) if knob.kind != "choice" \
+            else list(knob.values)
+        if knob.kind != "choice":
+            low, high = spec
+            return hp.Float(knob.name, low, high, step=knob.step,
+                            sampling="log" if knob.log else "linear",
+                            default=_within(default, low, high))
     if isinstance(spec, list):
-        return hp.Choice(knob.name, spec)
+        return hp.Choice(knob.name, spec,
+                         default=default if default in spec else None)
     if isinstance(spec, tuple):
         low, high = spec
         if knob.kind == "int" or all(isinstance(v, int) for v in spec) \
                 and knob.kind == "choice":
-            return hp.Int(knob.name, low, high)
+            return hp.Int(knob.name, low, high,
+                          default=_within(default, low, high))
         return hp.Float(knob.name, float(low), float(high),
-                        sampling="log" if knob.log else "linear")
+                        sampling="log" if knob.log else "linear",
+                        default=_within(default, low, high))
     return hp.Fixed(knob.name, spec)
+
+
+def _within(value, low, high):
+    """`value` if it is a number in `[low, high]`, else `None`."""
+    if isinstance(value, int | float) and not isinstance(value, bool) \
+            and low <= value <= high:
+        return value
+    return None

@@ -11,6 +11,10 @@ classes and override only their save methods.
 On reload Keras Tuner resumes the search: completed trials are kept, the
 trial that was running is retried under its own id, and the search stops
 at `max_trials`.
+
+Every oracle here starts from the declared defaults (`DefaultsFirstOracle`):
+its first trial takes each hyperparameter's default, so a search always
+scores the configuration it would be compared with.
 """
 
 import json
@@ -95,22 +99,57 @@ class AtomicStateOracle:
         atomic_write_json(path, trial.get_state())
 
 
-class AtomicRandomSearchOracle(AtomicStateOracle,
+class DefaultsFirstOracle:
+    """Mixin: an oracle whose first trial takes every default value.
+
+    Random search, Bayesian optimization (its first random point) and
+    Hyperband (the first trial of its first bracket, the cheapest) draw
+    their configurations through `Oracle._random_values`; the first call,
+    made when the oracle holds no trial yet, returns each active
+    hyperparameter's `default` instead. Grid search already starts from
+    the defaults. The defaults trial is an ordinary trial: it is saved,
+    resumed and, in Hyperband, promoted like any other, and a resumed
+    search, which reloads its trials, does not run it again.
+
+    A `keras_tuner.HyperModel` whose defaults are a model's recommended
+    configuration (as `ImageClassifierHyperModel`'s are the recipe's)
+    thus measures what not tuning would give before it tries anything
+    else, and the best trial is never worse on the objective.
+    """
+
+    def _random_values(self):
+        if self.trials:
+            return super()._random_values()
+        space = self.get_space()
+        return {hp.name: hp.default for hp in space.space
+                if space.is_active(hp)}
+
+    @property
+    def defaults_trial_id(self):
+        """Id of the trial that ran the defaults (the first started)."""
+        order = self.start_order or sorted(self.trials)
+        return order[0] if order else None
+
+
+class AtomicRandomSearchOracle(DefaultsFirstOracle, AtomicStateOracle,
                                oracles.RandomSearchOracle):
-    """`RandomSearchOracle` with crash-safe state files."""
+    """`RandomSearchOracle` from the defaults, crash-safe state files."""
 
 
-class AtomicBayesianOptimizationOracle(AtomicStateOracle,
+class AtomicBayesianOptimizationOracle(DefaultsFirstOracle,
+                                       AtomicStateOracle,
                                        oracles.BayesianOptimizationOracle):
-    """`BayesianOptimizationOracle` with crash-safe state files."""
+    """`BayesianOptimizationOracle` from the defaults, crash-safe files."""
 
 
-class AtomicHyperbandOracle(AtomicStateOracle, oracles.HyperbandOracle):
-    """`HyperbandOracle` with crash-safe state files."""
+class AtomicHyperbandOracle(DefaultsFirstOracle, AtomicStateOracle,
+                            oracles.HyperbandOracle):
+    """`HyperbandOracle` from the defaults, crash-safe state files."""
 
 
-class AtomicGridSearchOracle(AtomicStateOracle, oracles.GridSearchOracle):
-    """`GridSearchOracle` with crash-safe state files."""
+class AtomicGridSearchOracle(DefaultsFirstOracle, AtomicStateOracle,
+                             oracles.GridSearchOracle):
+    """`GridSearchOracle` (defaults first, as always), crash-safe files."""
 
 
 class RecipeTuner(keras_tuner.Tuner):

@@ -91,7 +91,9 @@ def test_recipe_config_maps_knobs_to_recipe_keywords(small):
     base = optimizers.get_info("lion").default_learning_rate
     assert config["learning_rate"] == pytest.approx(base * 2.0 * 2.0 * 2.0)
     assert (config["mixup"], config["cutmix"]) == (0.0, 1.0)
-    assert config["epochs"] == 4 and config["seed"] == 3
+    # Step budget: 4 epochs of ceil(600 / 32) = 19 steps at the default
+    # batch, 76 steps, are 15 epochs of ceil(600 / 128) = 5 steps.
+    assert config["epochs"] == 15 and config["seed"] == 3
     assert config["optimizer"] == "lion" and config["dropout"] == 0.3
     assert config["backbone"] == "small_cnn"
 
@@ -282,7 +284,8 @@ def test_each_tuner_searches_real_mnist(small, tmp_path, tuner):
     train, val = small
     result = tune_image_classifier(
         train, validation_data=val, tuner=tuner, max_trials=2,
-        max_epochs=1, directory=tmp_path, space={"augment": "none"})
+        max_epochs=1, directory=tmp_path, space={"augment": "none"},
+        budget="epochs")
     _check_search(result, val, 2)
     assert len(result.table) == 2
     assert all(row["epochs_run"] == 1 for row in result.table)
@@ -360,8 +363,11 @@ def test_promoted_hyperband_trial_continues_from_the_parent(small,
     child = hypermodel.fit(hp, model, epochs=4, initial_epoch=3,
                            callbacks=[record, history])
     # Only the increment ran, starting from the parent's saved weights
-    # (read back from its checkpoint file into a fresh model).
-    assert parent["epochs_run"] == 3 and child["epochs_run"] == 1
+    # (read back from its checkpoint file into a fresh model). Step budget
+    # at batch 64: 3 epochs of ceil(600 / 32) = 19 steps are 57 steps, 6
+    # epochs of ceil(600 / 64) = 10; 4 epochs (76 steps) are 8, so the
+    # child trains 8 - 6 = 2.
+    assert parent["epochs_run"] == 6 and child["epochs_run"] == 2
     reference = hypermodel.build(hp)
     reference.load_weights(parent_file)
     (start,) = sorted((tmp_path / "starts").iterdir())
@@ -382,7 +388,7 @@ def test_hyperband_promotes_the_better_configuration(small, tmp_path):
         train, validation_data=val, tuner="hyperband", max_trials=3,
         max_epochs=2, factor=2, directory=tmp_path / "search",
         space={"augment": "none", "batch_size": 64},
-        early_stopping=False, callbacks=[record])
+        early_stopping=False, callbacks=[record], budget="epochs")
     _check_search(result, val, 3)
     table = result.table
     # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
@@ -420,7 +426,8 @@ def test_failed_trials_do_not_stop_the_search(small, tmp_path):
                # Plain SGD at 1e30 x its rate diverges: that trial fails.
                "optimizer": "sgd", "learning_rate_scale": [1e30, 1.0]})
     statuses = [row["status"] for row in result.table]
-    assert statuses == ["FAILED", "COMPLETED"]
+    # Defaults first: scale 1 (the recipe's learning rate) runs first.
+    assert statuses == ["COMPLETED", "FAILED"]
     assert result.best_hp.values["learning_rate_scale"] == 1.0
 
 

@@ -86,5 +86,6 @@ def test_tune_command_searches_and_saves_the_best_model(npz, tmp_path,
     assert code == 0, out
     assert "trial 0" in out and "COMPLETED" in out
     assert "best val_accuracy" in out and "best optimizer" in out
+    assert "gain" in out
     model = keras.saving.load_model(saved, safe_mode=True)
     assert model.output.shape == (None, 10)

@@ -1,0 +1,217 @@
+"""Defaults first, step budgets and centred ranges of `recipes.tuning`."""
+
+import math
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from recipes.datasets import load_digits_8x8
+from recipes.image_classifier import fit_image_classifier
+from recipes.tuning import (
+    DEFAULT_SPACE,
+    TUNERS,
+    ImageClassifierHyperModel,
+    RecipeTuner,
+    ResultsTable,
+    TuningResult,
+    make_oracle,
+    tune_image_classifier,
+)
+
+# `fit_image_classifier`'s documented defaults for a backbone trained from
+# scratch: AdamW at the base rate (scale 1), warmup-cosine, weight decay
+# 0.05, dropout 0.2, label smoothing 0.1, `augment="auto"` = no
+# augmentation, no MixUp/CutMix, batch 32.
+SCRATCH_DEFAULTS = {
+    "optimizer": "adamw", "learning_rate_scale": 1.0,
+    "schedule": "warmup_cosine", "weight_decay": 0.05, "dropout": 0.2,
+    "label_smoothing": 0.1, "augment": "none", "mix": "none",
+    "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def digits(digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    return (x[:600], y[:600]), (xv[:200], yv[:200])
+
+
+def knobs(trial):
+    return {k: v for k, v in trial.hyperparameters.values.items()
+            if not k.startswith("tuner/")}
+
+
+def search_oracle(hypermodel, tuner, directory, max_trials=3):
+    oracle = make_oracle(tuner, objective="val_accuracy",
+                         max_trials=max_trials, max_epochs=3, seed=0)
+    RecipeTuner(oracle=oracle, hypermodel=hypermodel, directory=directory,
+                project_name="search")
+    return oracle
+
+
+def finish(oracle, trial, score):
+    oracle.update_trial(trial.trial_id, {"val_accuracy": score})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+@pytest.mark.parametrize("tuner", TUNERS)
+def test_first_trial_is_the_recipe_defaults(digits, tmp_path, tuner):
+    train, val = digits
+    hypermodel = ImageClassifierHyperModel(train, validation_data=val)
+    oracle = search_oracle(hypermodel, tuner, tmp_path)
+    first = oracle.create_trial("tuner0")
+    assert knobs(first) == SCRATCH_DEFAULTS == hypermodel.recipe_defaults()
+    assert oracle.defaults_trial_id == first.trial_id
+    if tuner == "hyperband":
+        # max_epochs=3, factor 3: brackets of 1 and 3 epochs; the first
+        # bracket is the cheapest (1 epoch in its first round).
+        values = first.hyperparameters.values
+        assert (values["tuner/bracket"], values["tuner/round"],
+                values["tuner/epochs"]) == (1, 0, 1)
+    finish(oracle, first, 0.5)
+    second = oracle.create_trial("tuner0")
+    assert knobs(second) != SCRATCH_DEFAULTS
+
+
+def test_defaults_trial_trains_what_the_recipe_trains(digits):
+    # The recipe's own resolved configuration, from a real run, against
+    # the configuration of the first trial.
+    train, val = digits
+    hypermodel = ImageClassifierHyperModel(train, validation_data=val,
+                                           seed=0)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare(hp)
+    config = hypermodel.recipe_config(hp, epochs=1)
+    ran = fit_image_classifier(train, validation_data=val, epochs=1,
+                               verbose=0, seed=0).config
+    for name in ("backbone", "optimizer", "learning_rate", "schedule",
+                 "weight_decay", "dropout", "label_smoothing", "augment",
+                 "mixup", "cutmix", "batch_size", "epochs"):
+        assert config[name] == pytest.approx(ran[name]), name
+
+
+def test_pretrained_defaults_resolve_auto(digits):
+    train, val = digits
+    # Declaring the space builds nothing: no weights are downloaded.
+    defaults = ImageClassifierHyperModel(
+        train, validation_data=val,
+        backbone="mobilenet_v3_small").recipe_defaults()
+    # `augment="auto"` is "default" for a pretrained backbone, and the
+    # fine-tune depth is the backbone's own ("auto").
+    assert defaults["augment"] == "default"
+    assert defaults["fine_tune_layers"] == "auto"
+
+
+def test_user_space_keeps_the_defaults_it_holds(digits, tmp_path):
+    train, val = digits
+    hypermodel = ImageClassifierHyperModel(
+        train, validation_data=val,
+        space={"optimizer": ["lion", "radam"], "dropout": (0.3, 0.4),
+               "weight_decay": (0.01, 0.1)})
+    first = search_oracle(hypermodel, "random", tmp_path).create_trial("t")
+    # Outside the user's choices and ranges: Keras Tuner's first choice
+    # and the low end; inside: the recipe's default.
+    assert knobs(first) == {**SCRATCH_DEFAULTS, "optimizer": "lion",
+                            "dropout": 0.3, "weight_decay": 0.05}
+
+
+@pytest.mark.parametrize("tuner", ["random", "hyperband"])
+def test_resumed_search_does_not_rerun_the_defaults(digits, tmp_path,
+                                                    tuner):
+    train, val = digits
+    hypermodel = ImageClassifierHyperModel(train, validation_data=val)
+
+    def search():
+        oracle = make_oracle(tuner, objective="val_accuracy", max_trials=3,
+                             max_epochs=3, seed=0)
+        return RecipeTuner(oracle=oracle, hypermodel=hypermodel,
+                           directory=tmp_path, project_name="search")
+
+    # Killed while the defaults trial ran (before the tuner saved any
+    # state): the restarted search runs it again, under the same id.
+    started = search().oracle.create_trial("tuner0")
+    resumed = search()
+    retried = resumed.oracle.create_trial("tuner0")
+    assert retried.trial_id == started.trial_id == "0"
+    assert knobs(retried) == SCRATCH_DEFAULTS
+    # It finishes as in `Tuner.run_trial`; a search resumed after that
+    # keeps it and goes on with a new configuration.
+    resumed.oracle.update_trial("0", {"val_accuracy": 0.5})
+    retried.status = "COMPLETED"
+    resumed.on_trial_end(retried)
+    again = search().oracle
+    assert again.trials["0"].status == "COMPLETED"
+    assert knobs(again.trials["0"]) == SCRATCH_DEFAULTS
+    following = again.create_trial("tuner0")
+    assert following.trial_id == "1"
+    assert knobs(following) != SCRATCH_DEFAULTS
+    assert again.defaults_trial_id == "0"
+
+
+def test_search_ranges_are_centred_on_the_recipe_defaults():
+    for knob in DEFAULT_SPACE.values():
+        if knob.kind != "float" or knob.keyword is None:
+            continue
+        low, high = knob.values
+        middle = math.sqrt(low * high) if knob.log else (low + high) / 2
+        assert middle == pytest.approx(SCRATCH_DEFAULTS[knob.name])
+    scale = DEFAULT_SPACE["learning_rate_scale"].values
+    assert math.sqrt(scale[0] * scale[1]) == pytest.approx(1.0)
+    sizes = sorted(DEFAULT_SPACE["batch_size"].values)
+    assert sizes[len(sizes) // 2] == SCRATCH_DEFAULTS["batch_size"]
+
+
+def test_step_budget_scales_epochs_to_the_batch_size(digits):
+    train, val = digits
+    steps = ImageClassifierHyperModel(train, validation_data=val)
+    epochs = ImageClassifierHyperModel(train, validation_data=val,
+                                       budget="epochs")
+    # 600 examples: 4 epochs of ceil(600 / 32) = 19 steps = 76 steps;
+    # ceil(600 / 64) = 10 steps per epoch -> 7.6 -> 8 epochs;
+    # ceil(600 / 16) = 38 -> 2 epochs.
+    assert steps.trial_epochs(4, 32) == 4
+    assert steps.trial_epochs(4, 64) == 8
+    assert steps.trial_epochs(4, 16) == 2
+    assert steps.trial_epochs(1, 16) == 1  # at least one epoch
+    assert epochs.trial_epochs(4, 64) == 4
+    with pytest.raises(ValueError, match="`budget`.*budget='time'"):
+        ImageClassifierHyperModel(train, validation_data=val,
+                                  budget="time")
+
+
+@pytest.mark.parametrize("objective, best, defaults, gain", [
+    ("val_accuracy", 0.95, 0.90, 0.05), ("val_loss", 0.20, 0.30, 0.10),
+    ("val_accuracy", 0.90, 0.90, 0.0)])
+def test_result_reports_the_gain_over_the_defaults(objective, best,
+                                                    defaults, gain):
+    rows = [{"trial_id": "0", "status": "COMPLETED", "score": defaults,
+             "epochs_run": 2, "defaults": True}]
+    result = TuningResult(None, {}, None, best,
+                          ResultsTable(rows, objective), None,
+                          defaults_score=defaults, defaults_trial_id="0")
+    assert result.gain_over_defaults == pytest.approx(gain)
+    summary = result.summary()
+    assert f"defaults (trial 0): {defaults:.4f}" in summary
+    assert (f"{gain:+.4f}" if gain else "the defaults were best") in summary
+
+
+@pytest.mark.slow
+def test_two_trial_search_is_at_least_the_defaults_on_held_out_digits(
+        tmp_path):
+    # 800 real digits train, 200 validate the search, 797 are held out.
+    (x, y), held_out = load_digits_8x8(validation_size=797)
+    train, val = (x[:800], y[:800]), (x[800:], y[800:])
+    found = tune_image_classifier(
+        train, validation_data=val, tuner="random", max_trials=2,
+        max_epochs=2, directory=tmp_path, seed=0)
+    assert found.gain_over_defaults >= 0.0
+    assert found.table[0]["defaults"]
+    defaults = fit_image_classifier(train, validation_data=val, epochs=2,
+                                    verbose=0, seed=0)
+
+    def accuracy(model):
+        predicted = model.predict(held_out[0], verbose=0).argmax(-1)
+        return np.mean(predicted == held_out[1])
+
+    assert accuracy(found.best_model) >= accuracy(defaults.model)
