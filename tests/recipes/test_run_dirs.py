@@ -189,7 +189,7 @@ def test_cli_project_name_is_checked_too(tmp_path, tiny, capsys):
                             str(tmp_path / "tuning"), "--project-name",
                             "../thesis", "--overwrite"])
     assert code == 2
-    assert "project_name" in capsys.readouterr().err
+    assert "Argument `--project-name`" in capsys.readouterr().err
     assert (thesis / "chapter1.tex").read_text() == "years of work"
 
 
