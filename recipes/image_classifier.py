@@ -58,8 +58,13 @@ _SCRATCH_LR_SCALE = 2.0
 _EVAL_BATCH = 256
 
 
-class ImageClassifierResult(_training.FitResult):
+class ImageClassifierResult(_training.ClassifierResult):
     """What `fit_image_classifier` returns.
+
+    Beyond `predict`, `predict_proba`, `evaluate` and `interpret` take
+    `tta=True` for test-time augmentation over shifted views (and
+    horizontally flipped ones for a model trained with flips, see
+    `recipes.tta`).
 
     Attributes:
         model: The trained model; it takes raw images like the training
@@ -73,25 +78,16 @@ class ImageClassifierResult(_training.FitResult):
         output_dir: The run directory, or `None`.
     """
 
-    def __init__(self, model, class_names, history, metrics, config,
-                 output_dir=None):
-        super().__init__(model, history, metrics, config, output_dir)
-        self.class_names = list(class_names)
+    def _tta_policy(self, tta):
+        from recipes.tta import resolve_tta
 
-    def predict(self, images, batch_size=256):
-        """Class names of `images` (raw, like the training images).
+        return resolve_tta(tta, self.config.get("augment"))
 
-        Args:
-            images: Array of shape `(n, height, width)` or
-                `(n, height, width, channels)`, or one image of shape
-                `(height, width)` or `(height, width, channels)`.
-            batch_size: Prediction batch size. Defaults to `256`.
+    def _model_inputs(self, images):
+        """`images` as a batch of the model's input shape.
 
-        Returns:
-            NumPy array of `n` class names (of one for a single image).
-
-        Raises:
-            ValueError: If the images do not have the model's input size.
+        Accepts `(n, height, width)` or `(n, height, width, channels)`, or
+        one image of shape `(height, width)` or `(height, width, channels)`.
         """
         images = np.asarray(images)
         received = images.shape
@@ -106,9 +102,10 @@ class ImageClassifierResult(_training.FitResult):
                 f"{expected} (or {expected[:2]} for one channel), one image "
                 f"or a batch. Received: images.shape={received}"
             )
-        probabilities = self.model.predict(images, batch_size=batch_size,
-                                           verbose=0)
-        return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
+        return images
+
+    def _input_kind(self, images):
+        return "image", self._model_inputs(images)
 
 
 def build_image_classifier(backbone_model, preprocessing, *, input_shape,
