@@ -175,6 +175,22 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
     return keras.Model(inputs, outputs, name="image_classifier")
 
 
+def resolve_backbone(backbone, image_shape):
+    """The backbone `"auto"` stands for: `"small_cnn"` for images up to
+    64x64 pixels, `"efficientnetv2_b0"` above; other values as given.
+
+    Example:
+
+    >>> resolve_backbone("auto", (28, 28, 1))
+    'small_cnn'
+    """
+    if not (isinstance(backbone, str) and backbone == "auto"):
+        return backbone
+    known = [s for s in image_shape[:2] if s is not None]
+    small = known and max(known) <= _SMALL_IMAGE
+    return "small_cnn" if small else _DEFAULT_PRETRAINED
+
+
 def _registry_name(backbone):
     return isinstance(backbone, str) and not backbone.endswith(".keras")
 
@@ -424,10 +440,7 @@ def fit_image_classifier(
     test = None
     if test_data is not None:
         test = _load_test(data, test_data, images, split, data_dir, size)
-    if backbone == "auto":
-        known = [s for s in images.image_shape[:2] if s is not None]
-        small = known and max(known) <= _SMALL_IMAGE
-        backbone = "small_cnn" if small else _DEFAULT_PRETRAINED
+    backbone = resolve_backbone(backbone, images.image_shape)
     input_shape = images.image_shape
     if None in input_shape[:2]:
         if size is None:
