@@ -13,6 +13,7 @@ from recipes import (
     sequence_data,
     tuning,
 )
+from recipes.batch_size import BatchSizeResult, find_batch_size
 from recipes.compress import (
     distill,
     export_tflite,
@@ -26,6 +27,7 @@ from recipes.image_classifier import (
     ImageClassifierResult,
     fit_image_classifier,
 )
+from recipes.interpretation import Interpretation
 from recipes.loading import load_model
 from recipes.sequence_classifier import (
     SequenceClassifierHyperModel,
@@ -37,8 +39,10 @@ from recipes.tuning import ImageClassifierHyperModel, tune_image_classifier
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchSizeResult",
     "ImageClassifierHyperModel",
     "ImageClassifierResult",
+    "Interpretation",
     "SequenceClassifierHyperModel",
     "SequenceClassifierResult",
     "backbones",
@@ -48,6 +52,7 @@ __all__ = [
     "distribute",
     "export_tflite",
     "fit_image_classifier",
+    "find_batch_size",
     "fit_sequence_classifier",
     "get_strategy",
     "initializers",

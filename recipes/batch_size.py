@@ -276,7 +276,7 @@ def find_batch_size(model, data, mode="auto", start=16, max_batch_size=None,
         try:
             for _ in ("warm-up and trace", "timed"):
                 begin = time.perf_counter()
-                model.fit(batches, epochs=1, verbose=0)
+                model.fit(batches, epochs=1, shuffle=False, verbose=0)
                 seconds = (time.perf_counter() - begin) / steps
         except Exception as error:  # noqa: BLE001 (re-raised unless OOM)
             if not is_out_of_memory(error):
