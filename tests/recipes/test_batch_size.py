@@ -121,6 +121,7 @@ def test_bad_input(digits_8x8):
         find_batch_size(model, x)
 
 
+@pytest.mark.slow
 def test_cli_flag_trains_with_the_found_batch_size(tmp_path, capsys,
                                                    digits_8x8):
     import json
