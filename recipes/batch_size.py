@@ -242,6 +242,11 @@ def find_batch_size(model, data, mode="auto", start=16, max_batch_size=None,
     ...                         max_batch_size=8, steps=1)
     >>> [t["batch_size"] for t in found.trials]
     [4, 8]
+
+    References:
+        - [Lightning `Tuner.scale_batch_size`](
+          https://lightning.ai/docs/pytorch/stable/advanced/training_tricks.html)
+        - [Goyal et al., 2017](https://arxiv.org/abs/1706.02677)
     """
     check_choice("mode", mode, MODES)
     check_number("start", start, low=1, integer=True)

@@ -77,6 +77,12 @@ class Interpretation:
     [('cat', 'dog', 1)]
     >>> round(interp.classification_report()["dog"]["precision"], 3)
     0.667
+
+    References:
+        - [fastai `ClassificationInterpretation`](
+          https://docs.fast.ai/interpret.html)
+        - [scikit-learn `classification_report`](
+          https://scikit-learn.org/stable/modules/generated/sklearn.metrics.classification_report.html)
     """
 
     def __init__(self, labels, probabilities, class_names=None, inputs=None,
