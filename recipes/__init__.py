@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it (a submodule: its own path).
 _EXPORTS = {
+    "BatchSizeResult": "recipes.batch_size",
+    "Interpretation": "recipes.interpretation",
     "ImageClassifierHyperModel": "recipes.tuning",
     "ImageClassifierResult": "recipes.image_classifier",
     "SequenceClassifierHyperModel": "recipes.sequence_classifier",
@@ -32,6 +34,7 @@ _EXPORTS = {
     "distribute": "recipes.distribute",
     "export_tflite": "recipes.compress",
     "fit_image_classifier": "recipes.image_classifier",
+    "find_batch_size": "recipes.batch_size",
     "fit_sequence_classifier": "recipes.sequence_classifier",
     "get_strategy": "recipes.distribute",
     "initializers": "recipes.initializers",

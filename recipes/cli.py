@@ -169,6 +169,12 @@ def add_fit_image_classifier(subparsers):
                         help=with_default("MixUp probability"))
     parser.add_argument("--cutmix", type=float, default=d["cutmix"],
                         help=with_default("CutMix probability"))
+    parser.add_argument(
+        "--find-batch-size", nargs="?", type=int, const=0, default=None,
+        metavar="MAX",
+        help="before training, find the batch size (largest that fits on "
+        "a GPU, fastest on CPU; at most MAX, default 8192 on GPU, 1024 on "
+        "CPU) and train with it instead of --batch-size")
     add_training_arguments(parser, d)
     parser.set_defaults(run=_run_fit_image_classifier,
                         check=_check_fit_image_classifier)
@@ -184,6 +190,17 @@ def _check_fit_image_classifier(args):
 def _run_fit_image_classifier(args):
     from recipes.image_classifier import fit_image_classifier
 
+    found = None
+    if args.find_batch_size is not None:
+        from recipes.batch_size import find_image_classifier_batch_size
+
+        found = find_image_classifier_batch_size(
+            load_images(args.data), backbone=args.backbone,
+            weights=args.weights, image_size=args.image_size,
+            optimizer=args.optimizer, verbose=int(args.verbose > 0),
+            max_batch_size=args.find_batch_size or None)
+        print(found.table())
+        args.batch_size = found.batch_size
     result = fit_image_classifier(
         load_images(args.data),
         validation_data=load_images(args.validation_data),
@@ -214,6 +231,9 @@ def _run_fit_image_classifier(args):
         ("strategy", f"{config['strategy']} x{config['replicas']}, "
                      f"{config['mixed_precision']}"),
     ]
+    if found is not None:
+        rows.append(("batch size", f"{found.batch_size} (found, "
+                     f"{found.mode})"))
     rows += [(name, f"{value:.4f}") for name, value in result.metrics.items()]
     if result.output_dir:
         rows.append(("output_dir", result.output_dir))

@@ -61,8 +61,13 @@ _SCRATCH_LR_SCALE = 2.0
 _EVAL_BATCH = 256
 
 
-class ImageClassifierResult(_training.FitResult):
+class ImageClassifierResult(_training.ClassifierResult):
     """What `fit_image_classifier` returns.
+
+    Beyond `predict`, `predict_proba`, `evaluate` and `interpret` take
+    `tta=True` for test-time augmentation over shifted views (and
+    horizontally flipped ones for a model trained with flips, see
+    `recipes.tta`).
 
     Attributes:
         model: The trained model; it takes raw images like the training
@@ -76,29 +81,35 @@ class ImageClassifierResult(_training.FitResult):
         output_dir: The run directory, or `None`.
     """
 
-    def __init__(self, model, class_names, history, metrics, config,
-                 output_dir=None):
-        super().__init__(model, history, metrics, config, output_dir)
-        self.class_names = list(class_names)
+    def _tta_policy(self, tta):
+        from recipes.tta import resolve_tta
 
-    def predict(self, images, batch_size=256):
-        """Class names of `images` (raw, like the training images).
+        return resolve_tta(tta, self.config.get("augment"))
 
-        Args:
-            images: Array of shape `(n, height, width)` or
-                `(n, height, width, channels)`, or one image of shape
-                `(height, width)` or `(height, width, channels)`.
-            batch_size: Prediction batch size. Defaults to `256`.
+    def _model_inputs(self, images):
+        """`images` as a batch of the model's input shape.
 
-        Returns:
-            NumPy array of `n` class names (of one for a single image).
-
-        Raises:
-            ValueError: If the images do not have the model's input size.
+        Accepts `(n, height, width)` or `(n, height, width, channels)`, or
+        one image of shape `(height, width)` or `(height, width, channels)`.
         """
+        images = np.asarray(images)
+        received = images.shape
+        expected = tuple(self.model.inputs[0].shape[1:])
+        if images.shape in (expected, expected[:2]):
+            images = images[None]  # a single image
+        if images.ndim == len(expected):
+            images = images[..., None]
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                "Argument `images` must hold images of shape "
+                f"{expected} (or {expected[:2]} for one channel), one image "
+                f"or a batch. Received: images.shape={received}"
+            )
         _check_pixel_range(images, self.config.get("value_range"))
-        return _predict_names(self.model, self.class_names, images,
-                              batch_size)
+        return images
+
+    def _input_kind(self, images):
+        return "image", self._model_inputs(images)
 
 
 def predict_classes(model, images, batch_size=256):
@@ -254,6 +265,22 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
     else:
         outputs = ClassifierDense(class_names, units=num_classes, **head)(x)
     return keras.Model(inputs, outputs, name="image_classifier")
+
+
+def resolve_backbone(backbone, image_shape):
+    """The backbone `"auto"` stands for: `"small_cnn"` for images up to
+    64x64 pixels, `"efficientnetv2_b0"` above; other values as given.
+
+    Example:
+
+    >>> resolve_backbone("auto", (28, 28, 1))
+    'small_cnn'
+    """
+    if not (isinstance(backbone, str) and backbone == "auto"):
+        return backbone
+    known = [s for s in image_shape[:2] if s is not None]
+    small = known and max(known) <= _SMALL_IMAGE
+    return "small_cnn" if small else _DEFAULT_PRETRAINED
 
 
 def _registry_name(backbone):
@@ -520,10 +547,7 @@ def fit_image_classifier(
     if test_data is not None:
         test = _load_test(data, test_data, images, split, data_dir, size,
                           on_bad_image)
-    if backbone == "auto":
-        known = [s for s in images.image_shape[:2] if s is not None]
-        small = known and max(known) <= _SMALL_IMAGE
-        backbone = "small_cnn" if small else _DEFAULT_PRETRAINED
+    backbone = resolve_backbone(backbone, images.image_shape)
     input_shape = images.image_shape
     if None in input_shape[:2]:
         if size is None:

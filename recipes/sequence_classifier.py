@@ -135,8 +135,11 @@ def make_clipped_optimizer(name, learning_rate, weight_decay, clipnorm):
     return optimizer
 
 
-class SequenceClassifierResult(_training.FitResult):
+class SequenceClassifierResult(_training.ClassifierResult):
     """What `fit_sequence_classifier` returns.
+
+    `predict`, `predict_proba`, `evaluate` and `interpret` take raw
+    sequences like the training data.
 
     Attributes:
         model: The trained model; it takes sequences like the training data
@@ -154,37 +157,36 @@ class SequenceClassifierResult(_training.FitResult):
 
     def __init__(self, model, class_names, history, metrics, config,
                  output_dir=None, padding_value=None):
-        super().__init__(model, history, metrics, config, output_dir)
-        self.class_names = list(class_names)
+        super().__init__(model, class_names, history, metrics, config,
+                         output_dir)
         self.padding_value = padding_value
 
-    def predict(self, sequences, batch_size=256):
-        """Class names of `sequences` (raw, like the training sequences).
+    def _is_text(self):
+        return self.model.inputs[0].dtype == "string"
 
-        Args:
-            sequences: A `(n, timesteps, features)` array, a list of `n`
-                sequences of different lengths (padded with
-                `padding_value`), or `n` strings for a text model.
-            batch_size: Prediction batch size. Defaults to `256`.
+    def _text(self, sequences):
+        x = np.asarray(sequences, dtype=str)
+        if x.ndim != 1:
+            raise ValueError(
+                "Argument `sequences` must hold one string per example. "
+                f"Received: strings of shape {x.shape}"
+            )
+        return x
 
-        Returns:
-            NumPy array of `n` class names.
-        """
-        if self.model.inputs[0].dtype == "string":
-            x = np.asarray(sequences, dtype=str)
-            if x.ndim != 1:
-                raise ValueError(
-                    "Argument `sequences` must hold one string per example. "
-                    f"Received: strings of shape {x.shape}"
-                )
+    def _model_inputs(self, sequences):
+        """A `(n, timesteps, features)` array, a list of `n` sequences of
+        different lengths (padded with `padding_value`), or `n` strings for
+        a text model, as the model's input."""
+        if self._is_text():
             # Keras's array adapters take no NumPy unicode arrays.
-            x = tf.constant(x.astype(object))
-        else:
-            x = sequences_to_array(sequences, "sequences",
-                                   self.padding_value)
-        probabilities = self.model.predict(x, batch_size=batch_size,
-                                           verbose=0)
-        return np.asarray(self.class_names)[np.argmax(probabilities, -1)]
+            return tf.constant(self._text(sequences).astype(object))
+        return sequences_to_array(sequences, "sequences", self.padding_value)
+
+    def _input_kind(self, sequences):
+        if self._is_text():
+            return "text", self._text(sequences)
+        return "sequence", sequences_to_array(sequences, "sequences",
+                                              self.padding_value)
 
 
 def _check_model_args(cell, bidirectional, units, layers, dropout,

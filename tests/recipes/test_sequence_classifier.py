@@ -123,6 +123,21 @@ def test_output_dir_and_safe_reload(lstm_run, seq_mnist, tmp_path):
     assert_keras_round_trip(result.model, x, tmp_path)
 
 
+def test_interpret_sequences_matches_confusion_counts(lstm_run, seq_mnist):
+    from sklearn.metrics import confusion_matrix
+
+    result, _ = lstm_run
+    x_val, y_val = (a[:200] for a in seq_mnist[1])
+    interp = result.interpret((x_val, y_val))
+    predicted = np.argmax(result.model.predict(x_val, verbose=0), -1)
+    np.testing.assert_array_equal(
+        interp.confusion_matrix,
+        confusion_matrix(y_val, predicted, labels=range(10)))
+    assert interp.kind == "sequence"
+    with pytest.raises(ValueError, match="Argument `tta`"):
+        result.predict(x_val, tta=True)
+
+
 def test_recipe_clips_gradients_by_default(lstm_run):
     optimizer = lstm_run[0].model.optimizer
     assert optimizer.global_clipnorm == 1.0
@@ -237,6 +252,13 @@ def test_text_corpus(tmp_path):
     np.testing.assert_allclose(loaded.predict(raw, verbose=0),
                                result.model.predict(raw, verbose=0),
                                atol=1e-6)
+    interp = result.interpret((texts[cut:], labels[cut:]))
+    assert interp.accuracy == pytest.approx(
+        np.mean(predicted == labels[cut:]))
+    axes = interp.plot_top_losses(2)
+    worst = interp.top_losses(1)[0]
+    assert axes.flat[0].texts[0].get_text().replace("\n", " ") == (
+        texts[cut:][worst.index][:300])
 
 
 def test_hypermodel_search(seq_mnist, tmp_path):
