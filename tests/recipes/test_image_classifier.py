@@ -290,7 +290,7 @@ def test_output_dir_never_overwrites_a_users_own_files(digits_8x8,
                          epochs=1, output_dir=str(mine), overwrite=True,
                          **FAST)
     with open(mine / "history.csv") as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0]
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1]
     assert (mine / "logs" / "events.txt").read_text() == "my tensorboard logs"
     keras.saving.load_model(str(mine / "model.keras"), safe_mode=True)
 
