@@ -27,6 +27,7 @@ from recipes.image_classifier import (
     fit_image_classifier,
 )
 from recipes.loading import load_model
+from recipes.optimizers import discriminative_optimizer
 from recipes.sequence_classifier import (
     SequenceClassifierHyperModel,
     SequenceClassifierResult,
@@ -44,6 +45,7 @@ __all__ = [
     "backbones",
     "data",
     "datasets",
+    "discriminative_optimizer",
     "distill",
     "distribute",
     "export_tflite",

@@ -25,7 +25,6 @@ import numpy as np
 
 from callbacks._validation import check_number
 from recipes import _training, distribute
-from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
@@ -40,6 +39,7 @@ from recipes.data import (
     load_image_data,
     make_pipeline,
 )
+from recipes.optimizers.discriminative import discriminative_optimizer
 
 # Images at most this large default to the small CNN trained from scratch.
 _SMALL_IMAGE = 64
@@ -514,17 +514,13 @@ def fit_image_classifier(
         chosen = {id(layer) for layer in unfrozen}
         for layer in leaf_layers(backbone_model):
             layer.trainable = id(layer) in chosen
-        paths = [v.path for v in backbone_model.trainable_variables]
         head_peak = peak / 10
 
         def two_rates(make):
-            return DiscriminativeOptimizer(
-                _training.make_optimizer(optimizer, make(head_peak),
-                                         weight_decay, ema_momentum),
-                _training.make_optimizer(
-                    optimizer, make(head_peak * backbone_lr_ratio),
-                    weight_decay, ema_momentum),
-                backbone_paths=paths)
+            return discriminative_optimizer(
+                model, _training.make_optimizer(optimizer, make(head_peak),
+                                                weight_decay, ema_momentum),
+                groups=[backbone_model], lr_mult=[backbone_lr_ratio])
 
         second = _training.fit_phase(
             model, phase=2, epochs=fine_tune_epochs,

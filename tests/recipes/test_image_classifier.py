@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from recipes import fit_image_classifier
-from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import build_backbone, small_cnn
 from recipes.image_classifier import check_image_classifier_args
+from recipes.optimizers import DiscriminativeOptimizer
 from tests.helpers import (
     assert_keras_round_trip,
     assert_seed_determines_weights,
@@ -140,9 +140,10 @@ def test_phase_two_unfreezes_only_requested_layers_bn_stays_frozen(
     # Phase 2: head at a tenth of the phase-1 peak, backbone a tenth more.
     assert float(optimizer.inner_optimizer.learning_rate) == pytest.approx(
         0.05)
-    assert float(optimizer.backbone_optimizer.learning_rate) == (
-        pytest.approx(0.005))
-    assert optimizer.backbone_paths == ["features/bias", "features/kernel"]
+    (backbone,) = optimizer.group_optimizers
+    assert float(backbone.learning_rate) == pytest.approx(0.005)
+    assert optimizer.lr_mult == [pytest.approx(0.1)]
+    assert "features/kernel" in optimizer.groups[0]
     # The phase-2 model (two optimizers) reloads in safe mode.
     loaded = keras.saving.load_model(str(tmp_path / "run" / "model.keras"),
                                      safe_mode=True)
@@ -203,22 +204,6 @@ def test_user_model_with_weights_none_trains_from_scratch(digits_8x8,
     with pytest.raises(ValueError, match="weights='imagenet'"):
         fit_image_classifier(missing, backbone="small_cnn",
                              weights="imagenet", **FAST)
-
-
-def test_discriminative_optimizer_rates_by_hand():
-    head = keras.Variable(np.ones(2, "float32"), name="head_w")
-    body = keras.Variable(np.ones(2, "float32"), name="body_w")
-    opt = DiscriminativeOptimizer(keras.optimizers.SGD(0.1),
-                                  keras.optimizers.SGD(0.01),
-                                  backbone_paths=[body.path])
-    grads = [np.array([1.0, 2.0], "float32"), np.array([3.0, 4.0], "float32")]
-    for _ in range(2):
-        opt.apply(grads, [head, body])
-    np.testing.assert_allclose(head.numpy(), 1 - 2 * 0.1 * grads[0])
-    np.testing.assert_allclose(body.numpy(), 1 - 2 * 0.01 * grads[1])
-    assert int(opt.iterations.numpy()) == 2
-    clone = DiscriminativeOptimizer.from_config(opt.get_config())
-    assert clone.backbone_paths == [body.path]
 
 
 def test_output_dir_contents_and_finished_run_protection(digits_8x8,
