@@ -36,6 +36,7 @@ from callbacks.schedules import (
     WarmupCosineDecay,
 )
 from callbacks.swa import SWA
+from callbacks.unfreezing import GradualUnfreezing
 
 __all__ = [
     "Checkpointing",
@@ -46,6 +47,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "GradualUnfreezing",
     "JoinSchedules",
     "LRFinder",
     "LRFinderResult",
