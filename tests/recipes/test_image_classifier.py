@@ -434,3 +434,44 @@ def test_same_seed_gives_identical_weights(digits_8x8):
         return result.model.get_weights()
 
     assert_seed_determines_weights(weights, 7, 8)
+
+
+class _BackboneMoves(keras.callbacks.Callback):
+    """Backbone layers whose weights changed in each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.epochs = getattr(self, "epochs", [])
+
+    def _weights(self):
+        backbone = self.model.get_layer("small_cnn")
+        return {v.path: np.array(v.numpy()) for v in backbone.weights}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.before = self._weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        after = self._weights()
+        self.epochs.append(sorted({
+            p.split("/")[-2] for p in after
+            if not np.array_equal(after[p], self.before[p])}))
+
+
+def test_gradual_unfreezing_unfreezes_one_stage_per_epoch(pretrained_cnn,
+                                                          digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    moves = _BackboneMoves()
+    result = fit_image_classifier(
+        (x, y), validation_data=(xv, yv), backbone="small_cnn",
+        weights=pretrained_cnn, epochs=1, fine_tune_epochs=2,
+        fine_tune_layers=3, unfreeze="gradual", ema_momentum=None,
+        early_stopping=False, callbacks=[moves], **FAST)
+    # The top three layers with weights, less the BatchNormalization.
+    top_two = result.config["fine_tune_layers"]
+    assert len(top_two) == 2 and result.config["unfreeze"] == "gradual"
+    # Phase 1: frozen backbone; phase 2: the top layer, then both.
+    assert moves.epochs == [[], [top_two[1]], sorted(top_two)]
+    with pytest.raises(ValueError, match="unfreeze='gradual'"):
+        fit_image_classifier((x, y), backbone="small_cnn", weights=None,
+                             unfreeze="gradual", **FAST)
+    with pytest.raises(ValueError, match="unfreeze='slowly'"):
+        fit_image_classifier((x, y), unfreeze="slowly", **FAST)
