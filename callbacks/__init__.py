@@ -37,6 +37,7 @@ from callbacks.schedules import (
     WarmupCosineDecay,
 )
 from callbacks.swa import SWA
+from callbacks.unfreezing import GradualUnfreezing
 
 __all__ = [
     "Checkpointing",
@@ -47,6 +48,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "GradualUnfreezing",
     "JoinSchedules",
     "LRFinder",
     "LRFinderResult",

@@ -30,6 +30,11 @@ Checkpoints written while a controller is installed store the optimizer as
 the user compiled it (see `ControlledLearningRate.get_config`), so a model
 saved by `ModelCheckpoint` mid-fit reloads like one saved after.
 
+A discriminative optimizer (`recipes.optimizers.DiscriminativeOptimizer`)
+keeps per-group copies of its head optimizer whose learning rate is a
+multiple of the head's, read in the traced step: controlling the head's
+controls them all (`followers` lists them for momentum).
+
 Momentum: `set_momentum_schedule` replaces each of the optimizer's
 momentum hyperparameters (`beta_1`, `momentum`, and Muon's `adam_beta_1`
 beside its `momentum`) with a float that converts to the in-graph value of
@@ -158,6 +163,24 @@ class ScheduledHyperparameter(float):
         return (float, (float(self),))
 
 
+def followers(optimizer):
+    """The optimizers whose learning rate follows `optimizer`'s.
+
+    A discriminative optimizer (`recipes.optimizers.DiscriminativeOptimizer`)
+    lists, as `group_optimizers`, copies of its head optimizer whose
+    learning rate is a multiple of the head's: a learning-rate change
+    reaches them through the head, a momentum schedule must be set on each.
+    Returns the innermost optimizer of each, found anywhere in the chain of
+    wrappers.
+    """
+    found = []
+    while optimizer is not None:
+        for group in getattr(optimizer, "group_optimizers", ()):
+            found.append(innermost(group))
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return found
+
+
 def innermost(optimizer):
     """The optimizer that really applies the learning rate.
 
@@ -181,12 +204,13 @@ class LRControl:
         # (step counter at the last scale change, scale before it).
         self._scale_change = None
         self.optimizer = optimizer
+        self.followers = followers(model.optimizer)
         self.original = optimizer._learning_rate
         self.users = []
         self.schedule = None
         self.schedule_owner = None
         self.momentum_schedule = None
-        # {attribute name: the float it held before}.
+        # {(optimizer, attribute name): the float it held before}.
         self.momentum_originals = {}
         with variable_scope(model):
             self.scale = keras.Variable(1.0, dtype="float32", trainable=False,
@@ -213,8 +237,8 @@ class LRControl:
             current = float(ops.convert_to_numpy(self.controlled(0)))
             self.original.assign(current)
         object.__setattr__(self.optimizer, "_learning_rate", self.original)
-        for attribute, value in self.momentum_originals.items():
-            object.__setattr__(self.optimizer, attribute, value)
+        for (optimizer, attribute), value in self.momentum_originals.items():
+            object.__setattr__(optimizer, attribute, value)
         object.__delattr__(self.optimizer, _ATTR)
         _retrace(self.model)
 
@@ -268,16 +292,20 @@ class LRControl:
         `MOMENTUM_ATTRIBUTES` by `schedule`; returns their names (empty
         when the optimizer has none)."""
         self.momentum_schedule = schedule
-        for attribute in MOMENTUM_ATTRIBUTES:
-            value = getattr(self.optimizer, attribute, None)
-            if (isinstance(value, float) and value > 0
-                    and attribute not in self.momentum_originals):
-                self.momentum_originals[attribute] = value
-                object.__setattr__(self.optimizer, attribute,
-                                   ScheduledHyperparameter(value, self))
+        for optimizer in (self.optimizer, *self.followers):
+            for attribute in MOMENTUM_ATTRIBUTES:
+                value = getattr(optimizer, attribute, None)
+                key = (optimizer, attribute)
+                if (isinstance(value, float) and value > 0
+                        and key not in self.momentum_originals):
+                    self.momentum_originals[key] = value
+                    object.__setattr__(optimizer, attribute,
+                                       ScheduledHyperparameter(value, self))
         if self.momentum_originals:
             _retrace(self.model)
-        return tuple(self.momentum_originals)
+        return tuple(dict.fromkeys(
+            attribute for optimizer, attribute in self.momentum_originals
+            if optimizer is self.optimizer))
 
     def set_offset_to_current_step(self, steps_back=0):
         """Step 0 of the schedule = the current step minus `steps_back`."""
@@ -307,8 +335,11 @@ def _check_model(callback, model):
         )
     if hasattr(model.optimizer, "optimizers"):
         raise ValueError(
-            f"{type(callback).__name__} does not support multi-optimizer "
-            f"models. Received: optimizer={model.optimizer!r}"
+            f"{type(callback).__name__} does not support "
+            "`keras.optimizers.MultiOptimizer` (each of its optimizers has "
+            "its own learning rate); for learning rates that are multiples "
+            "of one, use `recipes.discriminative_optimizer`. "
+            f"Received: optimizer={model.optimizer!r}"
         )
 
 

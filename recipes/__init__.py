@@ -30,6 +30,7 @@ _EXPORTS = {
     "backbones": "recipes.backbones",
     "data": "recipes.data",
     "datasets": "recipes.datasets",
+    "discriminative_optimizer": "recipes.optimizers.discriminative",
     "distill": "recipes.compress",
     "distribute": "recipes.distribute",
     "export_tflite": "recipes.compress",

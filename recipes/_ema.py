@@ -29,7 +29,7 @@ def ema_pairs(optimizer):
 
     Walks `LossScaleOptimizer`s and the recipes' wrappers (their
     `inner_optimizer`, and the discriminative wrapper's
-    `backbone_optimizer`) down to the optimizers that own the averages.
+    `group_optimizers`) down to the optimizers that own the averages.
 
     Args:
         optimizer: A built `keras.optimizers.Optimizer`, or `None`.
@@ -44,10 +44,8 @@ def ema_pairs(optimizer):
         current = stack.pop()
         if current is None:
             continue
-        children = [
-            getattr(current, name, None)
-            for name in ("inner_optimizer", "backbone_optimizer")
-        ]
+        children = [getattr(current, "inner_optimizer", None),
+                    *getattr(current, "group_optimizers", ())]
         children = [c for c in children
                     if isinstance(c, keras.optimizers.Optimizer)]
         if children:

@@ -154,6 +154,10 @@ def add_fit_image_classifier(subparsers):
         default=d["fine_tune_layers"],
         help=with_default("auto, all, a layer count or a layer name"))
     parser.add_argument(
+        "--unfreeze", choices=("at_once", "gradual"), default=d["unfreeze"],
+        help=with_default("phase 2: unfreeze the layers at once, or one "
+                          "stage per epoch from the top"))
+    parser.add_argument(
         "--dropout", type=float, default=d["dropout"],
         help=with_default("dropout rate before the classification layer"))
     parser.add_argument(
@@ -209,7 +213,8 @@ def _run_fit_image_classifier(args):
         data_dir=args.data_dir, backbone=args.backbone,
         weights=args.weights, image_size=args.image_size,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_layers=args.fine_tune_layers, optimizer=args.optimizer,
+        fine_tune_layers=args.fine_tune_layers, unfreeze=args.unfreeze,
+        optimizer=args.optimizer,
         learning_rate=args.learning_rate, schedule=args.schedule,
         label_smoothing=args.label_smoothing, dropout=args.dropout,
         weight_decay=args.weight_decay, ema_momentum=args.ema_momentum,

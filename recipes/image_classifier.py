@@ -24,9 +24,9 @@ import warnings
 import keras
 import numpy as np
 
+import callbacks as cb
 from callbacks._validation import check_choice, check_number
 from recipes import _training, distribute
-from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
@@ -43,6 +43,7 @@ from recipes.data import (
     make_pipeline,
 )
 from recipes.layers.classifier_dense import ClassifierDense
+from recipes.optimizers.discriminative import discriminative_optimizer
 
 # Images at most this large default to the small CNN trained from scratch.
 _SMALL_IMAGE = 64
@@ -59,6 +60,7 @@ _SCRATCH_LR_SCALE = 2.0
 # batches run faster (MNIST-5k validation, small_cnn, 2 CPU cores: 0.25 s
 # per pass at batch 32, 0.14 s at 256). Results do not depend on it.
 _EVAL_BATCH = 256
+UNFREEZE = ("at_once", "gradual")
 
 
 class ImageClassifierResult(_training.ClassifierResult):
@@ -287,7 +289,8 @@ def _registry_name(backbone):
     return isinstance(backbone, str) and not backbone.endswith(".keras")
 
 
-def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers):
+def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers,
+                        unfreeze):
     """Refuse the fine-tuning arguments for a backbone trained from
     scratch (one phase, every layer): they would be silently ignored."""
     name = backbone if isinstance(backbone, str) else getattr(
@@ -304,6 +307,12 @@ def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers):
             f"backbone={name!r} with these weights trains from scratch, "
             "every layer from the start. Received: "
             f"fine_tune_layers={fine_tune_layers!r}"
+        )
+    if unfreeze != "at_once":
+        raise ValueError(
+            "Argument `unfreeze` applies to pretrained backbones; "
+            f"backbone={name!r} with these weights trains from scratch, "
+            f"every layer from the start. Received: unfreeze={unfreeze!r}"
         )
 
 
@@ -326,6 +335,7 @@ def _check_args(kw):
             "top layers or a layer name. Received: "
             f"fine_tune_layers={layers!r}"
         )
+    check_choice("unfreeze", kw["unfreeze"], UNFREEZE)
     check_number("dropout", kw["dropout"], low=0.0, high=1.0,
                  high_inclusive=False)
     check_number("ema_momentum", kw["ema_momentum"], low=0.0, high=1.0,
@@ -353,7 +363,7 @@ def _check_args(kw):
         )
     if backbone != "auto" and not is_pretrained(backbone, kw["weights"]):
         _check_from_scratch(backbone, kw["fine_tune_epochs"],
-                            kw["fine_tune_layers"])
+                            kw["fine_tune_layers"], kw["unfreeze"])
     from recipes import optimizers
 
     optimizers.get_info(kw["optimizer"])
@@ -363,7 +373,7 @@ def fit_image_classifier(
         data, *, validation_data=None, validation_split=0.2,
         test_data=None, split="train", data_dir=None, class_names=None,
         backbone="auto", weights="auto", image_size=None, epochs=10,
-        fine_tune_epochs=None, fine_tune_layers="auto",
+        fine_tune_epochs=None, fine_tune_layers="auto", unfreeze="at_once",
         backbone_lr_ratio=0.1, optimizer="adamw", learning_rate=None,
         schedule="warmup_cosine", warmup_fraction=0.05, label_smoothing=0.1,
         dropout=0.2, weight_decay=0.05, ema_momentum=0.93, augment="auto",
@@ -417,6 +427,12 @@ def fit_image_classifier(
             top blocks), `"all"`, a number of top layers with weights, or a
             layer name (from it to the top). Defaults to `"auto"`; only
             `"auto"` for backbones trained from scratch.
+        unfreeze: How phase 2 unfreezes `fine_tune_layers`: `"at_once"`,
+            or `"gradual"` (ULMFiT's gradual unfreezing,
+            `callbacks.GradualUnfreezing`): the layers are split into one
+            stage per phase-2 epoch (at most one layer per stage) and
+            unfrozen from the top, one more stage per epoch. Defaults to
+            `"at_once"`.
         backbone_lr_ratio: Backbone learning rate / head learning rate in
             phase 2. Defaults to `0.1`.
         optimizer: Name from `recipes.optimizers.list_optimizers()`.
@@ -568,7 +584,7 @@ def fit_image_classifier(
             backbone, weights, input_shape=backbone_shape)
         if not pretrained:
             _check_from_scratch(info.name, fine_tune_epochs,
-                                fine_tune_layers)
+                                fine_tune_layers, unfreeze)
         if fine_tune_epochs is None:
             fine_tune_epochs = max(1, epochs // 2) if pretrained else 0
         # Chosen now, so a misspelt layer name fails before phase 1 trains.
@@ -631,22 +647,26 @@ def fit_image_classifier(
         chosen = {id(layer) for layer in unfrozen}
         for layer in leaf_layers(backbone_model):
             layer.trainable = id(layer) in chosen
-        paths = [v.path for v in backbone_model.trainable_variables]
         head_peak = peak / 10
 
         def two_rates(make):
-            return DiscriminativeOptimizer(
-                _training.make_optimizer(optimizer, make(head_peak),
-                                         weight_decay, ema_momentum),
-                _training.make_optimizer(
-                    optimizer, make(head_peak * backbone_lr_ratio),
-                    weight_decay, ema_momentum),
-                backbone_paths=paths)
+            return discriminative_optimizer(
+                model, _training.make_optimizer(optimizer, make(head_peak),
+                                                weight_decay, ema_momentum),
+                groups=[backbone_model], lr_mult=[backbone_lr_ratio])
 
+        first_epoch = len(history.get("loss", []))
+        phase2_kw = fit_kw
+        if unfreeze == "gradual":
+            stages = _gradual_stages(unfrozen, fine_tune_epochs)
+            phase2_kw = {**fit_kw, "extra_callbacks": [
+                *fit_kw["extra_callbacks"], cb.GradualUnfreezing(
+                    stages, unfreeze_at=[first_epoch + k
+                                         for k in range(len(stages))])]}
         second = _training.fit_phase(
             model, phase=2, epochs=fine_tune_epochs,
-            initial_epoch=len(history.get("loss", [])),
-            optimizer_fn=two_rates, earlier=history, **fit_kw)
+            initial_epoch=first_epoch, optimizer_fn=two_rates,
+            earlier=history, **phase2_kw)
         history = _training.merge_histories(history, second)
 
     metrics = _training.evaluate_splits(model, runtime.strategy, val=val,
@@ -660,6 +680,7 @@ def fit_image_classifier(
         "num_validation": images.num_validation,
         "epochs": epochs, "fine_tune_epochs": fine_tune_epochs,
         "fine_tune_layers": [layer.name for layer in unfrozen],
+        "unfreeze": unfreeze,
         "backbone_lr_ratio": backbone_lr_ratio, "dropout": dropout,
         "augment": augment, "mixup": mixup, "cutmix": cutmix,
         **_training.training_config(
@@ -714,6 +735,19 @@ def resolve_augment(augment, pretrained):
     if isinstance(augment, str) and augment == "auto":
         return "default" if pretrained else "none"
     return augment
+
+
+def _gradual_stages(layers, epochs):
+    """`layers` (input first) in `min(epochs, len(layers))` contiguous
+    stages, the lower stages the larger when they do not divide evenly."""
+    count = min(epochs, len(layers))
+    size, extra = divmod(len(layers), count)
+    stages, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        stages.append(layers[start:end])
+        start = end
+    return stages
 
 
 def _describe_weights(weights, info):

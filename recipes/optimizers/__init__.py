@@ -6,6 +6,10 @@ Keras's by name and `list_optimizers()` lists them. `SAM` is a model wrapper
 """
 
 from recipes.optimizers.adabelief import AdaBelief
+from recipes.optimizers.discriminative import (
+    DiscriminativeOptimizer,
+    discriminative_optimizer,
+)
 from recipes.optimizers.gradient_transform import (
     GradientTransform,
     adaptive_clip_gradient,
@@ -30,6 +34,7 @@ __all__ = [
     "LARS",
     "SAM",
     "AdaBelief",
+    "DiscriminativeOptimizer",
     "GradientTransform",
     "Lookahead",
     "OptimizerInfo",
@@ -39,6 +44,7 @@ __all__ = [
     "adaptive_clip_gradient",
     "centralize_gradient",
     "default_learning_rate",
+    "discriminative_optimizer",
     "get",
     "get_info",
     "list_optimizers",

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from recipes import _ema, fit_image_classifier
-from recipes._discriminative import DiscriminativeOptimizer
-from recipes.optimizers import Lookahead
+from recipes.optimizers import DiscriminativeOptimizer, Lookahead
 
 
 def test_swap_exchanges_values_exactly():
@@ -49,13 +48,14 @@ def test_pairs_found_through_wrappers(make):
         np.testing.assert_array_equal(average.numpy(), variable.numpy())
 
 
-def test_pairs_of_both_discriminative_groups():
-    head, body = _variables(2)
-    optimizer = DiscriminativeOptimizer(_adamw(), _adamw(),
-                                        backbone_paths=[body.path])
-    optimizer.build([head, body])
+def test_pairs_of_every_discriminative_group():
+    head, body, stem = _variables(3)
+    optimizer = DiscriminativeOptimizer(
+        _adamw(), groups=[[stem.path], [body.path]], lr_mult=[0.01, 0.1])
+    optimizer.build([head, body, stem])
     pairs = _ema.ema_pairs(optimizer)
-    assert sorted(id(v) for v, _ in pairs) == sorted([id(head), id(body)])
+    assert sorted(id(v) for v, _ in pairs) == sorted(
+        [id(head), id(body), id(stem)])
 
 
 def test_no_pairs_without_ema():

@@ -13,9 +13,9 @@ import tensorflow as tf
 
 import recipes
 from recipes import fit_image_classifier
-from recipes._discriminative import DiscriminativeOptimizer
 from recipes.backbones import build_backbone, small_cnn
 from recipes.image_classifier import check_image_classifier_args
+from recipes.optimizers import DiscriminativeOptimizer
 from tests.helpers import (
     assert_keras_round_trip,
     assert_seed_determines_weights,
@@ -142,9 +142,10 @@ def test_phase_two_unfreezes_only_requested_layers_bn_stays_frozen(
     # Phase 2: head at a tenth of the phase-1 peak, backbone a tenth more.
     assert float(optimizer.inner_optimizer.learning_rate) == pytest.approx(
         0.05)
-    assert float(optimizer.backbone_optimizer.learning_rate) == (
-        pytest.approx(0.005))
-    assert optimizer.backbone_paths == ["features/bias", "features/kernel"]
+    (backbone,) = optimizer.group_optimizers
+    assert float(backbone.learning_rate) == pytest.approx(0.005)
+    assert optimizer.lr_mult == [pytest.approx(0.1)]
+    assert "features/kernel" in optimizer.groups[0]
     # The phase-2 model (two optimizers) reloads in safe mode.
     loaded = keras.saving.load_model(str(tmp_path / "run" / "model.keras"),
                                      safe_mode=True)
@@ -205,22 +206,6 @@ def test_user_model_with_weights_none_trains_from_scratch(digits_8x8,
     with pytest.raises(ValueError, match="weights='imagenet'"):
         fit_image_classifier(missing, backbone="small_cnn",
                              weights="imagenet", **FAST)
-
-
-def test_discriminative_optimizer_rates_by_hand():
-    head = keras.Variable(np.ones(2, "float32"), name="head_w")
-    body = keras.Variable(np.ones(2, "float32"), name="body_w")
-    opt = DiscriminativeOptimizer(keras.optimizers.SGD(0.1),
-                                  keras.optimizers.SGD(0.01),
-                                  backbone_paths=[body.path])
-    grads = [np.array([1.0, 2.0], "float32"), np.array([3.0, 4.0], "float32")]
-    for _ in range(2):
-        opt.apply(grads, [head, body])
-    np.testing.assert_allclose(head.numpy(), 1 - 2 * 0.1 * grads[0])
-    np.testing.assert_allclose(body.numpy(), 1 - 2 * 0.01 * grads[1])
-    assert int(opt.iterations.numpy()) == 2
-    clone = DiscriminativeOptimizer.from_config(opt.get_config())
-    assert clone.backbone_paths == [body.path]
 
 
 def test_output_dir_contents_and_finished_run_protection(digits_8x8,
@@ -467,3 +452,44 @@ def test_predict_warns_on_unit_floats_for_a_0_255_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result.predict(rng.random((3, 4, 4, 1)).astype("float32") * 255)
+
+
+class _BackboneMoves(keras.callbacks.Callback):
+    """Backbone layers whose weights changed in each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.epochs = getattr(self, "epochs", [])
+
+    def _weights(self):
+        backbone = self.model.get_layer("small_cnn")
+        return {v.path: np.array(v.numpy()) for v in backbone.weights}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.before = self._weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        after = self._weights()
+        self.epochs.append(sorted({
+            p.split("/")[-2] for p in after
+            if not np.array_equal(after[p], self.before[p])}))
+
+
+def test_gradual_unfreezing_unfreezes_one_stage_per_epoch(pretrained_cnn,
+                                                          digits_8x8):
+    (x, y), (xv, yv) = digits_8x8
+    moves = _BackboneMoves()
+    result = fit_image_classifier(
+        (x, y), validation_data=(xv, yv), backbone="small_cnn",
+        weights=pretrained_cnn, epochs=1, fine_tune_epochs=2,
+        fine_tune_layers=3, unfreeze="gradual", ema_momentum=None,
+        early_stopping=False, callbacks=[moves], **FAST)
+    # The top three layers with weights, less the BatchNormalization.
+    top_two = result.config["fine_tune_layers"]
+    assert len(top_two) == 2 and result.config["unfreeze"] == "gradual"
+    # Phase 1: frozen backbone; phase 2: the top layer, then both.
+    assert moves.epochs == [[], [top_two[1]], sorted(top_two)]
+    with pytest.raises(ValueError, match="unfreeze='gradual'"):
+        fit_image_classifier((x, y), backbone="small_cnn", weights=None,
+                             unfreeze="gradual", **FAST)
+    with pytest.raises(ValueError, match="unfreeze='slowly'"):
+        fit_image_classifier((x, y), unfreeze="slowly", **FAST)
