@@ -11,7 +11,6 @@ import importlib
 
 MODULES = (
     "callbacks",
-    "recipes._discriminative",
     "recipes.initializers",
     "recipes.layers",
     "recipes.optimizers",
