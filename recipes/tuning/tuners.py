@@ -23,6 +23,7 @@ from keras_tuner.engine.trial import TrialStatus
 from callbacks._validation import check_choice
 
 TUNERS = ("hyperband", "bayesian", "random", "grid")
+"""Names `tune_image_classifier(tuner=...)` accepts."""
 
 
 def atomic_write_json(path, state):
