@@ -11,6 +11,7 @@ warning, which `mkdocs build --strict` turns into a failed build.
 """
 
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -92,6 +93,22 @@ def page_path(qualname):
     return f"{API_DIR}/{qualname}.md"
 
 
+def _identifier(qualname, obj):
+    """The path mkdocstrings renders for `obj`, published as `qualname`.
+
+    Griffe resolves a name that is also a submodule to the submodule
+    (`recipes.initializers.lsuv` is both), so such objects are rendered
+    from their defining module.
+    """
+    try:
+        importlib.util.find_spec(qualname)
+    except (ImportError, AttributeError, ValueError):
+        return qualname
+    if importlib.util.find_spec(qualname) is None:
+        return qualname
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
 def object_pages(namespaces):
     """Returns `{page path: markdown}` for every namespace and object."""
     canonical = canonical_names(namespaces)
@@ -118,9 +135,11 @@ def object_pages(namespaces):
                         "function" if callable(obj) else "constant")
             lines.append(f"| [`{name}`]({target}) | {kind} |")
         pages[page_path(namespace)] = "\n".join(lines) + "\n"
-    for qualname in sorted(set(canonical.values())):
+    objects = {canonical[id(obj)]: obj for members in namespaces.values()
+               for obj in members.values() if not _is_module(obj)}
+    for qualname in sorted(objects):
         pages[page_path(qualname)] = (
-            f"::: {qualname}\n"
+            f"::: {_identifier(qualname, objects[qualname])}\n"
             "    options:\n      show_root_heading: true\n"
             "      heading_level: 1\n")
     pages[f"{API_DIR}/index.md"] = "\n".join(index) + "\n"
