@@ -31,6 +31,16 @@ BUDGETS = {
 }
 
 
+def drop_stderr(book):
+    """Removes stderr streams (TensorFlow's C++ log lines, retracing notes)."""
+    for cell in book.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.get("output_type") == "stream"
+                                    and o.get("name") == "stderr")]
+    return book
+
+
 def execute(name, parameters):
     book = nbformat.read(os.path.join(SOURCE, name), as_version=4)
     cell = next(c for c in book.cells
@@ -41,7 +51,8 @@ def execute(name, parameters):
     book.cells.insert(1, nbformat.v4.new_markdown_cell(
         f"*Executed for the documentation by `docs/execute_notebooks.py` "
         f"with a small budget ({budget}) on a 2-core CPU machine; the "
-        f"notebook in `notebooks/` has the full budget.*"))
+        f"notebook in `notebooks/` has the full budget. Log lines written "
+        f"to stderr are left out.*"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["PYTHONPATH"] = ROOT
     with tempfile.TemporaryDirectory() as workdir:
@@ -49,7 +60,7 @@ def execute(name, parameters):
             book, timeout=1800, kernel_name="python3",
             resources={"metadata": {"path": workdir}}).execute()
     os.makedirs(TARGET, exist_ok=True)
-    nbformat.write(book, os.path.join(TARGET, name))
+    nbformat.write(drop_stderr(book), os.path.join(TARGET, name))
     print("wrote", os.path.relpath(os.path.join(TARGET, name), ROOT))
 
 
