@@ -40,6 +40,7 @@ INITIALIZER_FOR_ACTIVATION = {
     "softplus": "glorot_uniform",
     "linear": "glorot_uniform",
 }
+"""Activation name to the Keras initializer name `initializer_for` returns."""
 
 
 def _activation_name(activation):

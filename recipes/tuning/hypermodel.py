@@ -23,6 +23,7 @@ from recipes.tuning import space as space_module
 
 # Metrics `fit_image_classifier` reports, usable as tuning objectives.
 RECIPE_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+"""Metrics `fit_image_classifier` reports, usable as tuning objectives."""
 # Keywords the hypermodel owns (searched, or set per trial by the tuner).
 _OWNED = ("data", "epochs", "verbose", "output_dir", "overwrite",
           "callbacks", "learning_rate", "optimizer", "schedule", "weight_decay",

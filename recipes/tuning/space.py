@@ -92,6 +92,13 @@ DEFAULT_SPACE = {
         Knob("batch_size", "choice", (16, 32, 64), keyword="batch_size"),
     )
 }
+"""The default search space: knob name to `Knob` (kind, values, scale).
+
+Every knob is a keyword of `fit_image_classifier`, except
+`learning_rate_scale` (a factor on the optimizer's registry default) and
+`mix` (`"none"`, `"mixup"` or `"cutmix"`, passed as the recipe's `mixup` and
+`cutmix` alphas); the table in this module's docstring lists them all.
+"""
 # Knobs that only mean something for a pretrained backbone.
 PRETRAINED_ONLY = ("fine_tune_layers",)
 

@@ -28,6 +28,7 @@ from callbacks import _ownership
 from callbacks._validation import check_choice
 
 TUNERS = ("hyperband", "bayesian", "random", "grid")
+"""Names `tune_image_classifier(tuner=...)` accepts."""
 
 
 def atomic_write_json(path, state):
