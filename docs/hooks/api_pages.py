@@ -96,17 +96,16 @@ def page_path(qualname):
 def _identifier(qualname, obj):
     """The path mkdocstrings renders for `obj`, published as `qualname`.
 
-    Griffe resolves a name that is also a submodule to the submodule
-    (`recipes.initializers.lsuv` is both), so such objects are rendered
-    from their defining module.
+    Classes and functions are rendered from their defining module: Griffe
+    reads source statically, so it cannot follow `recipes`' lazy exports
+    (`recipes._EXPORTS`), and it resolves a name that is also a submodule
+    (`recipes.initializers.lsuv` is both) to the submodule.
     """
-    try:
-        importlib.util.find_spec(qualname)
-    except (ImportError, AttributeError, ValueError):
-        return qualname
-    if importlib.util.find_spec(qualname) is None:
-        return qualname
-    return f"{obj.__module__}.{obj.__qualname__}"
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None)
+    if module and name and not _is_module(obj):
+        return f"{module}.{name}"
+    return qualname
 
 
 def object_pages(namespaces):
