@@ -154,6 +154,13 @@ def missing_docstrings(namespaces):
     missing = []
     for qualname in sorted(set(canonical_names(namespaces).values()) |
                            set(namespaces)):
+        live = _import_path(qualname)
+        if isinstance(live, type) or inspect.isfunction(live):
+            # Classes and functions: their own `__doc__` (Python does not
+            # inherit it), also behind `recipes`' lazy exports.
+            if not (live.__doc__ or "").strip():
+                missing.append(qualname)
+            continue
         root, _, rest = qualname.partition(".")
         obj = loaded[root]
         try:
@@ -164,6 +171,17 @@ def missing_docstrings(namespaces):
         if docstring is None or not docstring.value.strip():
             missing.append(qualname)
     return missing
+
+
+def _import_path(qualname):
+    """The object at a dotted public path, or `None`."""
+    module, _, name = qualname.rpartition(".")
+    if not module:
+        return None
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
 
 
 def _repo_root():
