@@ -6,7 +6,8 @@ scratch (`weights=None`: no download), writing an `output_dir`. A callback
 records the folder's size at the end of every epoch, while the run can
 still resume (crash-resume checkpoints, `best.keras`, logs); the finished
 folder is measured after the recipe returns (checkpoints deleted, and
-`best.keras` too when it equals `model.keras`). Prints both sizes, their
+`best.keras` a hard link to `model.keras` when both are the same; a file
+with several names is counted once, as on disk). Prints both sizes, their
 ratio, and what the finished folder holds.
 
 Usage: python benchmarks/bench_run_folder.py [--backbone mobilenet_v2]
@@ -30,16 +31,26 @@ from recipes import fit_image_classifier  # noqa: E402
 
 
 def folder_size(path):
-    """Bytes of every file under `path`, and per top-level entry."""
+    """Bytes on disk under `path` (hard-linked files counted once), and
+    per top-level entry."""
+    seen = set()
+
+    def size(file):
+        stat = os.stat(file)
+        if (stat.st_dev, stat.st_ino) in seen:
+            return 0
+        seen.add((stat.st_dev, stat.st_ino))
+        return stat.st_size
+
     entries = {}
-    for name in os.listdir(path):
+    for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         if os.path.isdir(full):
             entries[name + "/"] = sum(
-                os.path.getsize(os.path.join(root, f))
+                size(os.path.join(root, f))
                 for root, _, files in os.walk(full) for f in files)
         else:
-            entries[name] = os.path.getsize(full)
+            entries[name] = size(full)
     return sum(entries.values()), entries
 
 
@@ -87,7 +98,7 @@ def main():
         during, during_entries = max(recorder.sizes, key=lambda s: s[0])
         after, after_entries = folder_size(run)
         with open(os.path.join(run, "run.json")) as f:
-            best = json.load(f)["best_model"]
+            best_is_final = json.load(f)["best_is_final"]
 
     print(f"{args.backbone}, {args.images} training images of "
           f"{args.image_size}x{args.image_size}, {args.epochs} epochs")
@@ -97,8 +108,8 @@ def main():
     print(f"finished:                            {_mb(after)}")
     for name, size in sorted(after_entries.items()):
         print(f"    {name:<22}{_mb(size)}")
-    print(f"finished / resumable: {after / during:.2f}x; best model in "
-          f"{best}")
+    print(f"finished / resumable: {after / during:.2f}x; best.keras is "
+          f"{'a link to model.keras' if best_is_final else 'its own file'}")
 
 
 if __name__ == "__main__":

@@ -288,8 +288,9 @@ class OutputDir:
     weights and history are read back), an interrupted one resumes at its
     last completed epoch with its early stopping and best-model state, and
     `history.csv` keeps one row per epoch. When the run finishes, the
-    crash-resume checkpoints are deleted, and so is `best.keras` when it
-    holds the same weights as `model.keras`.
+    crash-resume checkpoints are deleted, and `best.keras` becomes a hard
+    link to `model.keras` when both hold the same weights (one copy on
+    disk; a copy where the file system has no links).
 
     Nothing is written before `open()`, which recipes call once their
     arguments and data are checked. Under multi-worker training only the
@@ -542,7 +543,10 @@ class OutputDir:
         """Write the final model, the run JSON and the plots."""
         if self.path is None:
             return
-        model.save(self.file("model.keras"))
+        final = self.file("model.keras")
+        if os.path.isfile(final) and os.stat(final).st_nlink > 1:
+            os.remove(final)  # never write through a link into best.keras
+        model.save(final)
         if not self.writer:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = self.path
@@ -552,16 +556,33 @@ class OutputDir:
         best = self.file("best.keras")
         same = (status == "finished" and self._owns("best.keras")
                 and same_weights(model, best))
+        if same:
+            # Early stopping restored the best epoch: `best.keras` becomes a
+            # hard link to `model.keras` (one copy on disk, both names kept).
+            # Where links are unsupported, the copy stays.
+            _link_over(self.file("model.keras"), best)
         _write_json(self.file("run.json"), {
             "status": status, "config": jsonable(config),
             "metrics": jsonable(metrics),
-            "best_model": "model.keras" if same or not os.path.isfile(best)
-            else "best.keras"})
+            "best_model": "best.keras" if os.path.isfile(best)
+            else "model.keras",
+            "best_is_final": bool(same)})
         if status == "finished":
-            # What a finished run no longer needs: its crash-resume state,
-            # and a second copy of the final model.
-            _ownership.remove_owned(
-                self.path, ["checkpoints", *(["best.keras"] if same else [])])
+            # What a finished run no longer needs: its crash-resume state.
+            _ownership.remove_owned(self.path, ["checkpoints"])
+
+
+def _link_over(source, target):
+    """Replaces `target` by a hard link to `source`; keeps it on failure."""
+    tmp = target + ".link"
+    try:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
 
 
 def same_weights(model, path):

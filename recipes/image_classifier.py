@@ -493,17 +493,17 @@ def fit_image_classifier(
             `"mixed_bfloat16"`. Defaults to `"auto"`.
         steps_per_execution: Steps per compiled call; `"auto"` is 32
             (bounded by the epoch). Defaults to `"auto"`.
-        output_dir: Directory for the final model (`model.keras`), the
-            best model (`best.keras`, only when it differs from the final
-            one), `history.csv`, TensorBoard `logs/`, `run.json` (resolved
+        output_dir: Directory for the final model (`model.keras`), the best
+            model (`best.keras`, a hard link to `model.keras` when both are the
+            same), `history.csv`, TensorBoard `logs/`, `run.json` (resolved
             config and metrics) and `training_curves.png`, and per-phase
             checkpoints (deleted once the run finishes): calling the recipe
-            again with the same arguments after a crash resumes the run at
-            its last completed epoch (finished phases are not retrained);
-            other arguments are refused, listing each change. Its
+            again with the same arguments after a crash resumes the run at its
+            last completed epoch (finished phases are not retrained); other
+            arguments are refused, listing each change. Its
             `.keras-recipes.json` lists what the recipe created, the only
-            files it ever replaces or deletes. Under multi-worker training
-            it must be a shared directory; only the chief writes it.
+            files it ever replaces or deletes. Under multi-worker training it
+            must be a shared directory; only the chief writes it.
             Defaults to `None`.
         overwrite: Whether a finished run, an unfinished run of other
             arguments (started over) or your own files of the names the

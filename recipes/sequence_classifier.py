@@ -338,9 +338,9 @@ def fit_sequence_classifier(
             `"mixed_bfloat16"`. Defaults to `"auto"`.
         steps_per_execution: Steps per compiled call; `"auto"` is 32
             (bounded by the epoch). Defaults to `"auto"`.
-        output_dir: Directory for `model.keras`, `best.keras` (only when
-            it differs from `model.keras`), `history.csv`, TensorBoard
-            `logs/`, `run.json` (resolved config and metrics),
+        output_dir: Directory for `model.keras`, `best.keras` (a hard
+            link to `model.keras` when both are the same), `history.csv`,
+            TensorBoard `logs/`, `run.json` (resolved config and metrics),
             `training_curves.png` and checkpoints (deleted once the run
             finishes): calling the recipe again with the same arguments
             after a crash resumes the run at its last completed epoch;

@@ -1,5 +1,4 @@
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -107,9 +106,7 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     assert rows["backbone"].startswith("small_cnn")
     assert os.path.isfile(tmp_path / "run" / "model.keras")
     # The reloaded model names its predictions (class names travel with it).
-    with open(tmp_path / "run" / "run.json") as f:
-        best = json.load(f)["best_model"]
-    model = recipes.load_model(tmp_path / "run" / best)
+    model = recipes.load_model(tmp_path / "run" / "best.keras")
     names = model.layers[-1].class_names
     predicted = recipes.predict_classes(model, xv)
     assert np.mean(predicted == np.asarray(names)[yv]) > 0.8

@@ -214,11 +214,11 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
     run = tmp_path / "run"
     result = fit_image_classifier((x, y), validation_data=(xv, yv),
                                   epochs=2, output_dir=str(run), **FAST)
-    # A finished run keeps no crash-resume checkpoints, and no best.keras
-    # when it equals model.keras (early stopping restored the best epoch).
+    # A finished run keeps no crash-resume checkpoints; best.keras is a link
+    # to model.keras (early stopping restored the best epoch).
     assert set(os.listdir(run)) == {
-        "model.keras", "history.csv", "run.json", "training_curves.png",
-        "logs", ".keras-recipes.json"}
+        "best.keras", "model.keras", "history.csv", "run.json",
+        "training_curves.png", "logs", ".keras-recipes.json"}
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     # Counted from 1, as the progress bar counts.
@@ -231,8 +231,8 @@ def test_output_dir_contents_and_finished_run_protection(digits_8x8,
     assert saved["config"]["learning_rate"] == result.config["learning_rate"]
     assert saved["metrics"] == pytest.approx(result.metrics)
     assert os.listdir(run / "logs")  # TensorBoard event folders
-    assert saved["best_model"] == "model.keras"
-    best = keras.saving.load_model(str(run / "model.keras"), safe_mode=True)
+    assert saved["best_model"] == "best.keras"
+    best = keras.saving.load_model(str(run / "best.keras"), safe_mode=True)
     assert best.predict(xv[:4], verbose=0).shape == (4, 10)
     np.testing.assert_allclose(best.predict(xv, verbose=0),
                                result.model.predict(xv, verbose=0),

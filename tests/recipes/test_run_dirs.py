@@ -108,18 +108,20 @@ def test_resume_is_refused_under_other_settings_then_resumes(tmp_path,
     assert "learning_rate: None → 0.05" in message
     assert "overwrite=True" in message and "output_dir=" in message
     assert _tree(run) == before
-    # The same settings (callbacks aside) resume: epoch 0 is read back.
+    # The same settings (callbacks aside) resume: epoch 1 is read back
+    # (history.csv counts epochs from 1, as the console does).
     resumed = fit_image_classifier(**kwargs)
     assert len(resumed.history["loss"]) == 2
     with open(run / "history.csv") as f:
-        assert [line.split(",")[0] for line in f][1:] == ["0", "1"]
+        assert [line.split(",")[0] for line in f][1:] == ["1", "2"]
     # Finished: crash-resume checkpoints gone; early stopping restored the
-    # best epoch, so best.keras would equal model.keras and is not kept.
+    # best epoch, so best.keras is the same file as model.keras (a hard
+    # link: both names, one copy on disk).
     saved = json.loads((run / "run.json").read_text())
     assert saved["status"] == "finished"
     assert not (run / "checkpoints").exists()
-    assert not (run / "best.keras").exists()
-    assert saved["best_model"] == "model.keras"
+    assert saved["best_model"] == "best.keras" and saved["best_is_final"]
+    assert os.path.samefile(run / "best.keras", run / "model.keras")
     model = keras.saving.load_model(str(run / "model.keras"),
                                     safe_mode=True)
     x = tiny["validation_data"][0]
@@ -130,6 +132,7 @@ def test_resume_is_refused_under_other_settings_then_resumes(tmp_path,
     fit_image_classifier(**{**kwargs, "epochs": 1, "overwrite": True})
     assert json.loads((run / "run.json").read_text())["config"][
         "epochs_run"] == 1
+    keras.saving.load_model(str(run / "best.keras"), safe_mode=True)
 
 
 class _NudgeAtEnd(keras.callbacks.Callback):
@@ -141,14 +144,15 @@ class _NudgeAtEnd(keras.callbacks.Callback):
         variable.assign(variable + 1.0)
 
 
-def test_finished_run_keeps_both_models_only_when_they_differ(tmp_path,
+def test_finished_run_links_best_to_final_only_when_they_are_equal(tmp_path,
                                                               tiny):
     run = tmp_path / "run"
     result = fit_image_classifier(epochs=1, output_dir=str(run),
                                   early_stopping=False,
                                   callbacks=[_NudgeAtEnd()], **tiny, **FAST)
-    assert json.loads((run / "run.json").read_text())["best_model"] == (
-        "best.keras")
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["best_model"] == "best.keras" and not saved["best_is_final"]
+    assert not os.path.samefile(run / "best.keras", run / "model.keras")
     best = keras.saving.load_model(str(run / "best.keras"), safe_mode=True)
     final = keras.saving.load_model(str(run / "model.keras"),
                                     safe_mode=True)

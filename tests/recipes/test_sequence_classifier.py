@@ -111,9 +111,13 @@ def test_output_dir_and_safe_reload(lstm_run, seq_mnist, tmp_path):
     for name in ("model.keras", "history.csv", "run.json",
                  "training_curves.png"):
         assert (out / name).is_file(), name
-    # best.keras only when it differs from model.keras; no checkpoints.
-    best = json.loads((out / "run.json").read_text())["best_model"]
-    assert (out / "best.keras").is_file() == (best == "best.keras")
+    # best.keras always (a link to model.keras when both are the same);
+    # no checkpoints.
+    saved = json.loads((out / "run.json").read_text())
+    assert (out / "best.keras").is_file() and saved["best_model"] == (
+        "best.keras")
+    assert os.path.samefile(out / "best.keras", out / "model.keras") == (
+        saved["best_is_final"])
     assert not (out / "checkpoints").exists()
     assert (out / "logs").is_dir()
     x = seq_mnist[1][0][:32]

@@ -113,32 +113,6 @@ def _trained_digits_mlp(digits_8x8):
     return model
 
 
-def _readme_compression_snippet():
-    readme = (Path(__file__).parents[3] / "README.md").read_text()
-    section = readme.split("## Compression", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-def test_readme_compression_snippet_runs(digits_8x8, tmp_path, monkeypatch):
-    (x, y), (x_val, y_val) = digits_8x8
-    x, y, x_val, y_val = x[:256], y[:256], x[:64], y[:64]
-    keras.utils.set_random_seed(0)
-    model = compile_classifier(_digits_mlp(16))
-    namespace = {
-        "model": model, "x": x, "y": y, "x_train": x, "x_val": x_val,
-        "y_val": y_val,
-        "teacher": compile_classifier(_digits_mlp(32)),
-        "student": _digits_mlp(8),
-    }
-    monkeypatch.chdir(tmp_path)
-    exec(_readme_compression_snippet(), namespace)
-    report = namespace["report"]
-    assert report.quantization == "int8"
-    assert report.size_bytes == os.path.getsize(tmp_path / "model.tflite")
-    assert model.layers[-1].kernel.dtype == "int8"
-    assert namespace["result"].student is namespace["student"]
-
-
 @pytest.mark.parametrize("quantization", ["none", "dynamic", "int8"])
 def test_export_refuses_keras_quantized_model(digits_8x8, tmp_path,
                                               quantization):
