@@ -42,7 +42,8 @@ class ResultsTable(list):
 
     Each row has `trial_id`, `status`, `score` (the objective), `epochs_run`,
     `defaults` (whether the trial ran the recipe's defaults: the first trial,
-    and its Hyperband promotions) and the trial's knob values.
+    at the full `max_epochs` under every tuner) and the trial's knob
+    values.
     """
 
     def __init__(self, rows, objective):
@@ -97,8 +98,8 @@ class TuningResult:
         table: `ResultsTable` of every trial (`.plot()`).
         tuner: The Keras Tuner tuner (for `results_summary()` and more).
         defaults_score: The objective of the recipe's defaults (the first
-            trial; under Hyperband, its longest promotion), or `None` if
-            that trial failed.
+            trial, trained `max_epochs` epochs under every tuner), or
+            `None` if that trial failed.
         defaults_trial_id: Id of the trial that scored them.
         gain_over_defaults: How much better the best trial scored than the
             defaults (`best_score - defaults_score`, negated for a loss, so
@@ -189,11 +190,13 @@ def tune_image_classifier(
     one is retried, and the search stops at `max_trials`.
 
     Defaults first: whatever the tuner, the first trial trains the recipe's
-    own defaults (what `fit_image_classifier(data)` would train; under
-    Hyperband, in its first bracket), so the search never returns a
-    configuration that scored worse than not tuning.
-    `TuningResult.defaults_score` and `gain_over_defaults` say by how much
-    the search beat them.
+    own defaults for `max_epochs` epochs (what
+    `fit_image_classifier(data, epochs=max_epochs)` trains; under
+    Hyperband too, ahead of its brackets, so that no 1-epoch round can
+    drop them), so the search never returns a configuration that scored
+    worse on the objective than not tuning. The defaults trial counts
+    against `max_trials`. `TuningResult.defaults_score` and
+    `gain_over_defaults` say by how much the search beat them.
 
     Budgets: `max_epochs` counts epochs at the recipe's default batch size.
     With `budget="steps"` each trial trains the epochs that give it the same
@@ -211,8 +214,10 @@ def tune_image_classifier(
         data: Training images, any kind `fit_image_classifier` takes.
         tuner: `"hyperband"`, `"bayesian"`, `"random"` or `"grid"`.
             Defaults to `"hyperband"`.
-        max_trials: Most trials; for Hyperband, a cap on top of its brackets
-            (`None` for none). Defaults to `10`.
+        max_trials: Most trials, the defaults trial included; for
+            Hyperband, which runs the defaults trial and then its
+            brackets, a cap on top of them (`None` for none). Defaults to
+            `10`.
         max_epochs: Epochs of each trial (Hyperband: of its longest runs).
             Defaults to `10`.
         directory: Where the search state lives. Defaults to `"tuning"`.
@@ -445,14 +450,12 @@ def _result(search, hypermodel, max_epochs, objective):
     epochs = best.hyperparameters.values.get("tuner/epochs", max_epochs)
     config = hypermodel.recipe_config(best.hyperparameters, epochs=epochs)
     best_model = search.load_model(best)
-    # The defaults' longest run (Hyperband promotes it like any trial).
-    runs = [row for row in rows if row["defaults"]]
-    scored = [row for row in runs if row["score"] is not None]
-    last = scored[-1] if scored else (runs[0] if runs else {})
+    defaults = next((row for row in rows if row["trial_id"] == defaults_id),
+                    {})
     return TuningResult(best_model, config, best.hyperparameters,
                         best.score, table, search,
-                        defaults_score=last.get("score"),
-                        defaults_trial_id=last.get("trial_id"))
+                        defaults_score=defaults.get("score"),
+                        defaults_trial_id=defaults_id)
 
 
 def _knob_values(trial):

@@ -14,7 +14,15 @@ at `max_trials`.
 
 Every oracle here starts from the declared defaults (`DefaultsFirstOracle`):
 its first trial takes each hyperparameter's default, so a search always
-scores the configuration it would be compared with.
+scores the configuration it would be compared with. Under Hyperband that
+first trial trains the full `max_epochs`, outside the brackets
+(`AtomicHyperbandOracle`), so a cheap first round cannot discard it.
+
+Tested with keras-tuner 1.4.8. The oracles rely on two of its internals,
+each pinned by a canary test in `tests/recipes/test_tuning_defaults.py`:
+`Oracle._random_values` (every oracle draws a new configuration through
+it) and the `tuner/epochs` and `tuner/initial_epoch` values a Hyperband
+trial carries (what `Tuner.run_trial` trains).
 """
 
 import json
@@ -104,23 +112,30 @@ class DefaultsFirstOracle:
     """Mixin: an oracle whose first trial takes every default value.
 
     Random search, Bayesian optimization (its first random point) and
-    Hyperband (the first trial of its first bracket, the cheapest) draw
-    their configurations through `Oracle._random_values`; the first call,
-    made when the oracle holds no trial yet, returns each active
-    hyperparameter's `default` instead. Grid search already starts from
-    the defaults. The defaults trial is an ordinary trial: it is saved,
-    resumed and, in Hyperband, promoted like any other, and a resumed
-    search, which reloads its trials, does not run it again.
+    Hyperband draw their configurations through `Oracle._random_values`
+    (Keras Tuner has no public hook for this); the first call, made when
+    the oracle holds no trial yet, returns each active hyperparameter's
+    `default` instead. Grid search already starts from the defaults. The
+    defaults trial is an ordinary trial: it is saved, counts against
+    `max_trials`, and a resumed search, which reloads its trials, does
+    not run it again (a run killed mid-trial is retried under its id).
+    Its values are recorded like any trial's, so the oracle never draws
+    them again.
 
-    A `keras_tuner.HyperModel` whose defaults are a model's recommended
-    configuration (as `ImageClassifierHyperModel`'s are the recipe's)
-    thus measures what not tuning would give before it tries anything
-    else, and the best trial is never worse on the objective.
+    Random, Bayesian and grid trials all train the full budget, so the
+    defaults trial scores what not tuning would, and the best trial is
+    never worse on the objective. Hyperband needs more
+    (`AtomicHyperbandOracle`): its first round would train them a
+    fraction of the budget and could drop them.
     """
 
     def _random_values(self):
         if self.trials:
             return super()._random_values()
+        return self.default_values()
+
+    def default_values(self):
+        """Each active hyperparameter's default, as a dict of values."""
         space = self.get_space()
         return {hp.name: hp.default for hp in space.space
                 if space.is_active(hp)}
@@ -145,7 +160,37 @@ class AtomicBayesianOptimizationOracle(DefaultsFirstOracle,
 
 class AtomicHyperbandOracle(DefaultsFirstOracle, AtomicStateOracle,
                             oracles.HyperbandOracle):
-    """`HyperbandOracle` from the defaults, crash-safe state files."""
+    """`HyperbandOracle` with the defaults at full budget, crash-safe files.
+
+    The first trial trains the defaults for `max_epochs` epochs
+    (`tuner/epochs=max_epochs`, `tuner/initial_epoch=0`), ahead of and
+    outside Hyperband's brackets: no round ranks it, so however the
+    defaults do after a few epochs they are scored at the full budget, and
+    the best trial is never worse on the objective than not tuning. The
+    brackets then run exactly as Keras Tuner's `HyperbandOracle` runs them
+    (the same sizes, epochs and promotions; their random draws skip the
+    defaults, already tried).
+
+    Cost: one trial more than Hyperband's brackets (it counts against
+    `max_trials`, which caps the brackets' trials to `max_trials - 1`) and
+    `max_epochs` epochs more. Putting the defaults in the first bracket
+    instead costs one of its cheapest trials, but a first round that
+    misranks them then never trains them further, and the search can
+    return a model below the defaults (it did on digits, see the tuning
+    section of `benchmarks/RESULTS.md`).
+
+    Only `populate_space`, the public hook, is overridden; the defaults
+    trial is created when the oracle holds no trial yet, so a resumed
+    search, which reloads its trials, never creates it again.
+    """
+
+    def populate_space(self, trial_id):
+        if self.trials:
+            return super().populate_space(trial_id)
+        values = self.default_values()
+        values.update({"tuner/epochs": self.max_epochs,
+                       "tuner/initial_epoch": 0})
+        return {"status": "RUNNING", "values": values}
 
 
 class AtomicGridSearchOracle(DefaultsFirstOracle, AtomicStateOracle,
@@ -203,7 +248,8 @@ def make_oracle(tuner, *, objective, max_trials, max_epochs, seed,
     Args:
         tuner: `"hyperband"`, `"bayesian"`, `"random"` or `"grid"`.
         objective: Objective name or `keras_tuner.Objective`.
-        max_trials: Most trials (Hyperband: a cap on top of its brackets).
+        max_trials: Most trials, the defaults trial included (Hyperband:
+            a cap on top of its brackets, `None` for none).
         max_epochs: Hyperband's largest epoch budget per trial.
         seed: Random seed of the oracle (`None` for a random one). Keras
             Tuner's oracles read 0 as "no seed" and draw a random one, so

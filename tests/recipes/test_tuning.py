@@ -385,33 +385,35 @@ def test_hyperband_promotes_the_better_configuration(small, tmp_path):
     train, val = small
     record = RecordStartWeights(tmp_path / "starts")
     result = tune_image_classifier(
-        train, validation_data=val, tuner="hyperband", max_trials=3,
+        train, validation_data=val, tuner="hyperband", max_trials=4,
         max_epochs=2, factor=2, directory=tmp_path / "search",
         space={"augment": "none", "batch_size": 64},
         early_stopping=False, callbacks=[record], budget="epochs")
-    _check_search(result, val, 3)
+    _check_search(result, val, 4)
     table = result.table
-    # Hyperband with max_epochs=2, factor=2 (Li et al., 2018) starts with
-    # two configurations for 1 epoch, then trains the better one to 2
-    # epochs: it continues from its first epoch, so it runs 1 more.
-    assert [row["epochs_run"] for row in table] == [1, 1, 1]
-    best = max(row["score"] for row in table[:2])
+    # The defaults train the full 2 epochs first. Then Hyperband with
+    # max_epochs=2, factor=2 (Li et al., 2018) starts with two
+    # configurations for 1 epoch and trains the better one to 2 epochs:
+    # it continues from its first epoch, so it runs 1 more.
+    assert [row["epochs_run"] for row in table] == [2, 1, 1, 1]
+    assert table[0]["defaults"]
+    best = max(row["score"] for row in table[1:3])
 
     def knobs(row):
         return {k: row[k] for k in DEFAULT_SPACE if k in row}
 
-    assert knobs(table[2]) in [knobs(row) for row in table[:2]
+    assert knobs(table[3]) in [knobs(row) for row in table[1:3]
                                if row["score"] == best]
-    promoted = result.tuner.oracle.trials[table[2]["trial_id"]]
+    promoted = result.tuner.oracle.trials[table[3]["trial_id"]]
     values = promoted.hyperparameters.values
     assert (values["tuner/initial_epoch"], values["tuner/epochs"]) == (1, 2)
     parent = result.tuner.oracle.trials[values["tuner/trial_id"]]
     assert parent.score == best
     # The promoted trial started from the parent's best checkpoint.
     starts = sorted((tmp_path / "starts").iterdir())
-    assert len(starts) == 3
+    assert len(starts) == 4
     saved = result.tuner.load_model(parent).get_weights()
-    assert_same_weights(load_record(starts[2]), saved)
+    assert_same_weights(load_record(starts[3]), saved)
 
 
 @pytest.mark.slow

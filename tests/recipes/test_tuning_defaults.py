@@ -1,10 +1,13 @@
 """Defaults first, step budgets and centred ranges of `recipes.tuning`."""
 
 import math
+import tempfile
 
+import keras
 import keras_tuner
 import numpy as np
 import pytest
+from keras_tuner import oracles
 
 from recipes.datasets import load_digits_8x8
 from recipes.image_classifier import fit_image_classifier
@@ -63,15 +66,19 @@ def test_first_trial_is_the_recipe_defaults(digits, tmp_path, tuner):
     first = oracle.create_trial("tuner0")
     assert knobs(first) == SCRATCH_DEFAULTS == hypermodel.recipe_defaults()
     assert oracle.defaults_trial_id == first.trial_id
-    if tuner == "hyperband":
-        # max_epochs=3, factor 3: brackets of 1 and 3 epochs; the first
-        # bracket is the cheapest (1 epoch in its first round).
-        values = first.hyperparameters.values
-        assert (values["tuner/bracket"], values["tuner/round"],
-                values["tuner/epochs"]) == (1, 0, 1)
     finish(oracle, first, 0.5)
     second = oracle.create_trial("tuner0")
     assert knobs(second) != SCRATCH_DEFAULTS
+    if tuner == "hyperband":
+        # The defaults train the full max_epochs=3, outside the brackets;
+        # the brackets start as Keras Tuner's: with factor 3, the first
+        # (bracket 1) trains 1 epoch in its first round.
+        assert first.hyperparameters.values["tuner/epochs"] == 3
+        assert first.hyperparameters.values["tuner/initial_epoch"] == 0
+        assert "tuner/bracket" not in first.hyperparameters.values
+        values = second.hyperparameters.values
+        assert (values["tuner/bracket"], values["tuner/round"],
+                values["tuner/epochs"]) == (1, 0, 1)
 
 
 def test_defaults_trial_trains_what_the_recipe_trains(digits):
@@ -135,6 +142,7 @@ def test_resumed_search_does_not_rerun_the_defaults(digits, tmp_path,
     retried = resumed.oracle.create_trial("tuner0")
     assert retried.trial_id == started.trial_id == "0"
     assert knobs(retried) == SCRATCH_DEFAULTS
+    assert retried.hyperparameters.values.get("tuner/epochs", 3) == 3
     # It finishes as in `Tuner.run_trial`; a search resumed after that
     # keeps it and goes on with a new configuration.
     resumed.oracle.update_trial("0", {"val_accuracy": 0.5})
@@ -178,6 +186,166 @@ def test_step_budget_scales_epochs_to_the_batch_size(digits):
     with pytest.raises(ValueError, match="`budget`.*budget='time'"):
         ImageClassifierHyperModel(train, validation_data=val,
                                   budget="time")
+
+
+class Scripted(keras_tuner.HyperModel):
+    """One knob `x` (default 0: the "defaults") with a scripted objective.
+
+    The defaults rank last after 1 epoch (0.1, against 0.5 + x / 10 for
+    any other `x`) and first after 3 (0.9, against 0.6 + x / 10): a cheap
+    first round misranks them. Each epoch logs its score as
+    `val_accuracy` for Keras Tuner's best-epoch checkpoint, which Hyperband
+    promotions load. `runs` records `(x, initial_epoch, epochs)` of every
+    training.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.runs = []
+
+    def build(self, hp):
+        hp.Float("x", 0.0, 1.0, default=0.0)
+        inputs = keras.Input((1,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        # Eager: a tiny model's training is quicker than its tracing.
+        model.compile("sgd", "mse", run_eagerly=True)
+        return model
+
+    @staticmethod
+    def score(x, epochs):
+        if x == 0.0:
+            return 0.1 if epochs < 3 else 0.9
+        return (0.5 if epochs < 3 else 0.6) + x / 10
+
+    def fit(self, hp, model, epochs=1, initial_epoch=0, callbacks=(),
+            **kwargs):
+        x = hp.values["x"]
+        self.runs.append((x, initial_epoch, epochs))
+        score = self.score
+
+        class Log(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs["val_accuracy"] = score(x, epoch + 1)
+
+        model.fit(np.zeros((4, 1)), np.zeros((4, 1)), epochs=epochs,
+                  initial_epoch=initial_epoch, verbose=0,
+                  callbacks=[Log(), *callbacks])
+        return {"val_accuracy": score(x, epochs)}
+
+
+def drive(oracle, score):
+    """Run `oracle` to its end, scoring each trial with `score(trial)`."""
+    trials = []
+    while True:
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            return trials
+        finish(oracle, trial, score(trial))
+        trials.append(trial)
+
+
+def bookkeeping(trial):
+    values = trial.hyperparameters.values
+    return tuple(values.get(f"tuner/{k}")
+                 for k in ("epochs", "initial_epoch", "bracket", "round"))
+
+
+def test_hyperband_brackets_are_keras_tuners_after_the_defaults(tmp_path):
+    # Reference: Keras Tuner's own HyperbandOracle on the same space,
+    # max_epochs=9, factor 3 (three brackets, 9 + 3 + 1, 5 + 1 and 3
+    # trials), driven with the same scores.
+    def score(trial):
+        x = trial.hyperparameters.values["x"]
+        return Scripted.score(x, trial.hyperparameters.values["tuner/epochs"])
+
+    ours = make_oracle("hyperband", objective="val_accuracy",
+                       max_trials=None, max_epochs=9, seed=0)
+    RecipeTuner(oracle=ours, hypermodel=Scripted(), directory=tmp_path,
+                project_name="ours")
+    plain = oracles.HyperbandOracle(objective="val_accuracy", max_epochs=9,
+                                    seed=1)
+    keras_tuner.Tuner(oracle=plain, hypermodel=Scripted(),
+                      directory=tmp_path, project_name="plain")
+    ran, reference = drive(ours, score), drive(plain, score)
+    assert len(reference) == 9 + 3 + 1 + 5 + 2 + 3
+    # One trial more: the defaults, at the full budget, first; then the
+    # brackets' trials with Keras Tuner's epochs, brackets and rounds.
+    assert len(ran) == len(reference) + 1
+    assert ran[0].hyperparameters.values == {
+        "x": 0.0, "tuner/epochs": 9, "tuner/initial_epoch": 0}
+    assert [bookkeeping(t) for t in ran[1:]] == [
+        bookkeeping(t) for t in reference]
+    # The brackets never draw the defaults again.
+    assert all(t.hyperparameters.values["x"] != 0.0 for t in ran[1:])
+    assert ours.get_best_trials(1)[0].trial_id == ran[0].trial_id
+    # `max_trials` counts the defaults trial.
+    capped = make_oracle("hyperband", objective="val_accuracy",
+                         max_trials=4, max_epochs=9, seed=0)
+    RecipeTuner(oracle=capped, hypermodel=Scripted(), directory=tmp_path,
+                project_name="capped")
+    assert len(drive(capped, score)) == 4
+
+
+@pytest.mark.slow
+def test_hyperband_trains_misranked_defaults_to_the_full_budget(tmp_path):
+    # A real (tiny) search whose defaults rank last after 1 epoch: they
+    # still train all 3 epochs, win, and a resumed search never runs
+    # them again.
+    hypermodel = Scripted()
+
+    def search(max_trials):
+        oracle = make_oracle("hyperband", objective="val_accuracy",
+                             max_trials=max_trials, max_epochs=3, seed=0)
+        tuner = RecipeTuner(oracle=oracle, hypermodel=hypermodel,
+                            directory=tmp_path, project_name="search")
+        tuner.search(epochs=3, verbose=0)
+        return tuner
+
+    first = search(max_trials=2)
+    assert hypermodel.runs[0] == (0.0, 0, 3)
+    assert [run[1:] for run in hypermodel.runs] == [(0, 3), (0, 1)]
+    # Resumed with a larger cap: the first bracket's 3 trials and its
+    # promotion follow, and the defaults are not trained again.
+    tuner = search(max_trials=5)
+    assert len(tuner.oracle.trials) == 5
+    assert [run[0] for run in hypermodel.runs].count(0.0) == 1
+    assert len(hypermodel.runs) == 5
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.trial_id == first.oracle.defaults_trial_id
+    assert best.score == pytest.approx(0.9)
+    # Hyperband's own promotion (1 -> 3 epochs, from the parent's
+    # checkpoint) still happens.
+    assert (0, 1) in [run[1:] for run in hypermodel.runs]
+    assert (1, 3) in [run[1:] for run in hypermodel.runs]
+
+
+def test_keras_tuner_internals_the_oracles_rely_on():
+    # Canary for keras-tuner (1.4.8 tested): `DefaultsFirstOracle`
+    # replaces the draw of `Oracle._random_values`, through which random,
+    # Bayesian and Hyperband oracles get each new configuration, and
+    # `RecipeTuner` trains what `tuner/epochs` and `tuner/initial_epoch`
+    # of a Hyperband trial say. If this fails, recipes/tuning/tuners.py
+    # must follow keras-tuner's change.
+    for base in (oracles.RandomSearchOracle,
+                 oracles.BayesianOptimizationOracle,
+                 oracles.HyperbandOracle):
+        class Marked(base):
+            def _random_values(self):
+                return {"x": 0.25}
+
+        oracle = Marked(objective="val_accuracy", max_trials=2, seed=1)
+        hp = keras_tuner.HyperParameters()
+        hp.Float("x", 0.0, 1.0, default=0.0)
+        oracle.update_space(hp)
+        oracle._set_project_dir(tempfile.mkdtemp(), "canary")
+        values = oracle.create_trial("tuner0").hyperparameters.values
+        assert values["x"] == 0.25, (
+            f"keras-tuner's {base.__name__} no longer draws through "
+            "`_random_values`; `DefaultsFirstOracle` depends on it")
+        if base is oracles.HyperbandOracle:
+            assert {"tuner/epochs", "tuner/initial_epoch"} <= set(values), (
+                "keras-tuner's Hyperband trials no longer carry "
+                "`tuner/epochs` and `tuner/initial_epoch`")
 
 
 @pytest.mark.parametrize("objective, best, defaults, gain", [
