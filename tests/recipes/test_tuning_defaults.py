@@ -1,7 +1,6 @@
 """Defaults first, step budgets and centred ranges of `recipes.tuning`."""
 
 import math
-import tempfile
 
 import keras
 import keras_tuner
@@ -319,7 +318,7 @@ def test_hyperband_trains_misranked_defaults_to_the_full_budget(tmp_path):
     assert (1, 3) in [run[1:] for run in hypermodel.runs]
 
 
-def test_keras_tuner_internals_the_oracles_rely_on():
+def test_keras_tuner_internals_the_oracles_rely_on(tmp_path):
     # Canary for keras-tuner (1.4.8 tested): `DefaultsFirstOracle`
     # replaces the draw of `Oracle._random_values`, through which random,
     # Bayesian and Hyperband oracles get each new configuration, and
@@ -333,11 +332,11 @@ def test_keras_tuner_internals_the_oracles_rely_on():
             def _random_values(self):
                 return {"x": 0.25}
 
-        oracle = Marked(objective="val_accuracy", max_trials=2, seed=1)
-        hp = keras_tuner.HyperParameters()
-        hp.Float("x", 0.0, 1.0, default=0.0)
-        oracle.update_space(hp)
-        oracle._set_project_dir(tempfile.mkdtemp(), "canary")
+        budget = {"max_epochs": 3} if base is oracles.HyperbandOracle \
+            else {"max_trials": 2}
+        oracle = Marked(objective="val_accuracy", seed=1, **budget)
+        keras_tuner.Tuner(oracle=oracle, hypermodel=Scripted(),
+                          directory=tmp_path, project_name=base.__name__)
         values = oracle.create_trial("tuner0").hyperparameters.values
         assert values["x"] == 0.25, (
             f"keras-tuner's {base.__name__} no longer draws through "
