@@ -5,8 +5,9 @@ own JSON in place: a process killed during a write leaves a truncated file
 that the next run cannot reload. The oracles and tuners here write the same
 JSON to a temporary file in the same directory, flush it to disk and rename
 it over the old one (`os.replace` is atomic on POSIX and Windows), so a file
-is always either the previous or the new state. They subclass Keras Tuner's
-classes and override only their save methods.
+is always either the previous or the new state. For this they subclass
+Keras Tuner's classes and override their save methods (and `reload`, see
+`AtomicStateOracle`).
 
 On reload Keras Tuner resumes the search: completed trials are kept, the
 trial that was running is retried under its own id, and the search stops
@@ -18,11 +19,12 @@ scores the configuration it would be compared with. Under Hyperband that
 first trial trains the full `max_epochs`, outside the brackets
 (`AtomicHyperbandOracle`), so a cheap first round cannot discard it.
 
-Tested with keras-tuner 1.4.8. The oracles rely on two of its internals,
-each pinned by a canary test in `tests/recipes/test_tuning_defaults.py`:
-`Oracle._random_values` (every oracle draws a new configuration through
-it) and the `tuner/epochs` and `tuner/initial_epoch` values a Hyperband
-trial carries (what `Tuner.run_trial` trains).
+Tested with keras-tuner 1.4.8. Defaults first relies on two of its
+internals, each pinned by a canary test in
+`tests/recipes/test_tuning_defaults.py`: `Oracle._random_values` (every
+oracle draws a new configuration through it) and the `tuner/epochs` and
+`tuner/initial_epoch` values a Hyperband trial carries (what
+`Tuner.run_trial` trains).
 """
 
 import json
