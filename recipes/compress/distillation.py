@@ -96,20 +96,21 @@ def _accuracy(model, x, y, batch_size):
     return predicted, float(np.mean(predicted == np.asarray(y)))
 
 
-def build_distiller(teacher, student, temperature=4.0, alpha=0.1,
+def build_distiller(teacher, student, temperature=1.0, alpha=0.5,
                     optimizer="adam"):
     """A compiled `keras.distillation.Distiller` for integer-label logits.
 
     Its loss is `alpha * CE(y, student) + (1 - alpha) * T^2 *
     KL(softmax(teacher / T) || softmax(student / T))`. `distill` uses it;
     build it directly to train with your own `fit` arguments. The teacher
-    is frozen (`teacher.trainable = False`).
+    is frozen (`teacher.trainable = False`). The defaults are `distill`'s
+    (see its docstring for why).
 
     Args:
         teacher: The teacher model (outputs logits).
         student: The student model (outputs logits, same shape).
-        temperature: Softmax temperature `T`. Defaults to `4.0`.
-        alpha: Weight of the hard-label loss. Defaults to `0.1`.
+        temperature: Softmax temperature `T`. Defaults to `1.0`.
+        alpha: Weight of the hard-label loss. Defaults to `0.5`.
         optimizer: Optimizer for the student. Defaults to `"adam"`.
 
     Returns:
