@@ -264,7 +264,12 @@ def distill(teacher, student, data, validation_data=None, temperature=1.0,
     temperature = float(check_number("temperature", temperature, low=0.0,
                                      low_inclusive=False))
     alpha = float(check_number("alpha", alpha, low=0.0, high=1.0))
-    if not (isinstance(epochs, str) and epochs == "auto"):
+    if isinstance(epochs, str) and epochs != "auto":
+        raise ValueError(
+            'Argument `epochs` must be a positive integer or "auto". '
+            f"Received: epochs={epochs!r}"
+        )
+    if epochs != "auto":
         check_number("epochs", epochs, low=1, integer=True)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
     if not isinstance(learning_rate,

@@ -128,6 +128,8 @@ def test_distill_errors(trained_mlp, mnist_5k):
         recipes.distill(teacher, small_cnn(), x[:64])
     with pytest.raises(ValueError, match="`epochs` must be >= 1"):
         recipes.distill(teacher, small_cnn(), data, epochs=0)
+    with pytest.raises(ValueError, match='or "auto". Received: epochs=.Auto'):
+        recipes.distill(teacher, small_cnn(), data, epochs="Auto")
 
 
 def _digits_model(*layers):
