@@ -33,15 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 import keras  # noqa: E402
+from suite import DATA  # noqa: E402  (this folder is on sys.path)
 
-from recipes import datasets, fit_image_classifier  # noqa: E402
-
-DATA = {
-    "mnist5k": datasets.load_mnist_5k,
-    "digits8x8": datasets.load_digits_8x8,
-    "textures": datasets.load_textures,
-    "scenes": datasets.load_scene_patches,
-}
+from recipes import fit_image_classifier  # noqa: E402
 
 
 class EpochEnds(keras.callbacks.Callback):
