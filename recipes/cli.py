@@ -234,7 +234,7 @@ def _run_fit_image_classifier(args):
         ("data", f"{config['data_source']}: {config['num_train']} train / "
                  f"{config['num_validation']} validation, "
                  f"{len(config['class_names'])} classes"),
-        ("epochs run", config["epochs_run"]),
+        ("epochs run", f"{config['epochs_run']} of {config['epochs']}"),
         ("peak learning rate",
          f"{config['learning_rate']:.3g} ({config['learning_rate_source']})"),
         ("strategy", f"{config['strategy']} x{config['replicas']}, "
