@@ -304,8 +304,8 @@ def resolve_epochs(epochs, num_train, batch_size, pretrained=False):
     epochs) on every data set of `benchmarks/suite.py` (a few hundred to a
     few thousand images, grayscale and RGB, 8x8 to 32x32 pixels) and every
     seed tried; half that budget only tied it on some seeds of the smaller
-    sets. The floor gives data sets of over 100 batches at least 10 passes
-    (more steps than the budget), enough for early stopping's patience of
+    sets. The floor gives data sets of 100 batches or more 10 passes
+    (at least the budget in steps), enough for early stopping's patience of
     3 epochs to tell a plateau from noise; the ceiling bounds the run on
     tiny data sets, where more epochs mostly memorize them. Early stopping
     on a validation plateau ends a run sooner when it stops improving.
