@@ -1,7 +1,8 @@
 """Defaults on data they were not tuned on: the image recipe vs a textbook.
 
 One command runs `recipes.fit_image_classifier` at its defaults (no
-per-data-set argument) against the keras.io "Simple MNIST convnet" recipe
+per-data-set argument; `epochs="auto"` sets the epochs from the data
+set's size) against the keras.io "Simple MNIST convnet" recipe
 (conv 32 - pool - conv 64 - pool - dropout 0.5 - softmax; Adam 1e-3, batch
 32, 30 epochs, inputs scaled to [0, 1]) on four real image data sets that
 ship inside Python packages (`recipes.datasets`):
@@ -110,7 +111,8 @@ def run_recipe(data, seed):
     seconds = time.perf_counter() - start
     steps = len(result.history["loss"]) * math.ceil(
         len(x) / result.config["batch_size"])
-    return clock.points, result.metrics["val_accuracy"], steps, seconds
+    return (clock.points, result.metrics["val_accuracy"], steps, seconds,
+            result.config["epochs"])
 
 
 def first_reach(points, threshold):
@@ -122,7 +124,7 @@ def first_reach(points, threshold):
 
 
 def run_seed(name, data, seed, epochs):
-    recipe_points, recipe_final, steps, recipe_seconds = run_recipe(
+    recipe_points, recipe_final, steps, recipe_seconds, epochs = run_recipe(
         data, seed)
     book_points = run_textbook(data, seed, epochs)
     book_final = book_points[-1][1]
@@ -135,7 +137,8 @@ def run_seed(name, data, seed, epochs):
                ratio=recipe_time / book_time)
     print(f"  {name:9s} seed {seed}: textbook final {book_final:.4f} "
           f"(best {row['book_best']:.4f}, {row['book_seconds']:.1f} s); "
-          f"recipe final {recipe_final:.4f} in {steps} steps, "
+          f"recipe final {recipe_final:.4f} in {steps} steps "
+          f"({epochs} epochs planned), "
           f"{recipe_seconds:.1f} s; time to textbook final: recipe "
           f"{recipe_time:.1f} s / textbook {book_time:.1f} s = "
           f"{row['ratio']:.2f}x", flush=True)

@@ -6,6 +6,7 @@ every command ends with. Nothing here imports TensorFlow: `--help` and
 argument errors answer before it is loaded.
 """
 
+import argparse
 import ast
 import functools
 import importlib.util
@@ -121,6 +122,17 @@ def check_data_path(name, value):
 def float_or_auto(value):
     """`"auto"` or a float."""
     return value if value == "auto" else float(value)
+
+
+def int_or_auto(value):
+    """`"auto"` or an integer (`--epochs`)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'auto' or an integer. Received: {value!r}") from None
 
 
 def float_or_none(value):

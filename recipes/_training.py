@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import json
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -211,14 +212,18 @@ def resolve_learning_rate(learning_rate, *, model, make_train, loss, out,
 def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
                         label_smoothing, schedule, warmup_fraction,
                         steps_per_execution, verbose, callbacks=None,
-                        seed=None):
-    """Validate the keyword arguments every recipe shares (before work)."""
+                        seed=None, auto_epochs=False):
+    """Validate the keyword arguments every recipe shares (before work).
+
+    With `auto_epochs`, `epochs` may also be `"auto"` (a recipe that
+    resolves it from the data).
+    """
     check_callbacks(callbacks)
     # `keras.utils.set_random_seed` hands the seed to NumPy, which takes
     # only 32-bit seeds.
     check_number("seed", seed, low=0, high=2**32 - 1, integer=True,
                  allow_none=True)
-    check_number("epochs", epochs, low=1, integer=True)
+    check_epochs(epochs, auto=auto_epochs)
     check_number("batch_size", batch_size, low=1, integer=True)
     if learning_rate != "auto":
         check_number("learning_rate", learning_rate, low=0.0,
@@ -233,6 +238,21 @@ def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
         check_number("steps_per_execution", steps_per_execution, low=1,
                      integer=True)
     check_choice("verbose", verbose, (0, 1, 2))
+
+
+def check_epochs(epochs, auto=False):
+    """`epochs` must be an integer >= 1 (or `"auto"`, with `auto`)."""
+    if not auto:
+        check_number("epochs", epochs, low=1, integer=True)
+        return
+    if isinstance(epochs, str) and epochs == "auto":
+        return
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real):
+        raise TypeError(
+            "Argument `epochs` must be 'auto' or an integer >= 1. "
+            f"Received: epochs={epochs!r}"
+        )
+    check_number("epochs", epochs, low=1, integer=True)
 
 
 def check_callbacks(callbacks):

@@ -22,6 +22,7 @@ from recipes._cli_common import (
     float_or_auto,
     float_or_none,
     format_table,
+    int_or_auto,
     int_or_name,
     load_images,
     none_or,
@@ -55,8 +56,11 @@ def add_training_arguments(parser, defaults):
     d = defaults
     group = parser.add_argument_group("training")
     group.add_argument(
-        "--epochs", type=int, default=d["epochs"],
-        help=with_default("epochs (of phase 1 for pretrained backbones)"))
+        "--epochs", type=int_or_auto, default=d["epochs"],
+        help=with_default("epochs (of phase 1 for pretrained backbones), or "
+                          "'auto': a budget of about 1,000 optimizer steps "
+                          "for a backbone trained from scratch (at least "
+                          "10 epochs, at most 60), 10 for a pretrained one"))
     group.add_argument("--batch-size", type=int, default=d["batch_size"],
                        help=with_default("per-replica batch size"))
     group.add_argument(
@@ -230,7 +234,7 @@ def _run_fit_image_classifier(args):
         ("data", f"{config['data_source']}: {config['num_train']} train / "
                  f"{config['num_validation']} validation, "
                  f"{len(config['class_names'])} classes"),
-        ("epochs run", config["epochs_run"]),
+        ("epochs run", f"{config['epochs_run']} of {config['epochs']}"),
         ("peak learning rate",
          f"{config['learning_rate']:.3g} ({config['learning_rate_source']})"),
         ("strategy", f"{config['strategy']} x{config['replicas']}, "

@@ -162,6 +162,20 @@ def test_option_defaults_are_the_functions_defaults():
     assert none.ema_momentum is None
 
 
+def test_epochs_take_auto_or_an_integer(capsys):
+    parse = build_parser().parse_args
+    assert parse(["fit-image-classifier", "x.npz"]).epochs == "auto"
+    assert parse(["fit-image-classifier", "x.npz", "--epochs",
+                  "auto"]).epochs == "auto"
+    assert parse(["fit-image-classifier", "x.npz", "--epochs",
+                  "7"]).epochs == 7
+    with pytest.raises(SystemExit) as stopped:
+        parse(["fit-image-classifier", "x.npz", "--epochs", "many"])
+    assert stopped.value.code == 2
+    assert ("--epochs: must be 'auto' or an integer. Received: 'many'"
+            in capsys.readouterr().err)
+
+
 def test_tune_defaults_are_the_functions_defaults():
     import inspect
 

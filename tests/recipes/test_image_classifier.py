@@ -14,7 +14,10 @@ import tensorflow as tf
 import recipes
 from recipes import fit_image_classifier
 from recipes.backbones import build_backbone, small_cnn
-from recipes.image_classifier import check_image_classifier_args
+from recipes.image_classifier import (
+    check_image_classifier_args,
+    resolve_epochs,
+)
 from recipes.optimizers import DiscriminativeOptimizer
 from tests.helpers import (
     assert_keras_round_trip,
@@ -383,7 +386,12 @@ def test_strategies_on_two_logical_cpus():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"epochs": 0}, ValueError, "epochs"),
+    ({"epochs": 0}, ValueError, "Received: epochs=0"),
+    ({"epochs": "many"}, TypeError,
+     r"Argument `epochs` must be 'auto' or an integer >= 1\. "
+     r"Received: epochs='many'"),
+    ({"epochs": 2.5}, TypeError, "epochs=2.5"),
+    ({"epochs": True}, TypeError, "epochs=True"),
     ({"batch_size": 1.5}, TypeError, "batch_size"),
     ({"learning_rate": -1.0}, ValueError, "learning_rate"),
     ({"label_smoothing": 1.0}, ValueError, "label_smoothing"),
@@ -493,3 +501,44 @@ def test_gradual_unfreezing_unfreezes_one_stage_per_epoch(pretrained_cnn,
                              unfreeze="gradual", **FAST)
     with pytest.raises(ValueError, match="unfreeze='slowly'"):
         fit_image_classifier((x, y), unfreeze="slowly", **FAST)
+
+
+@pytest.mark.parametrize("num_train, batch_size", [
+    (1, 32), (300, 32), (480, 32), (1500, 32), (4000, 32), (4000, 128),
+    (10**6, 32), (999, 1), (1000, 1), (1001, 1), (60_000, 256)])
+def test_auto_epochs_are_a_step_budget_between_10_and_60(num_train,
+                                                         batch_size):
+    # The documented rule: ceil(1000 / steps per epoch) epochs, clipped to
+    # [10, 60], for a backbone trained from scratch; 10 for a pretrained.
+    steps_per_epoch = -(-num_train // batch_size)
+    expected = int(np.clip(-(-1000 // steps_per_epoch), 10, 60))
+    assert resolve_epochs("auto", num_train, batch_size) == expected
+    assert 10 <= expected <= 60
+    assert resolve_epochs("auto", num_train, batch_size,
+                          pretrained=True) == 10
+    assert resolve_epochs(7, num_train, batch_size) == 7
+    # The budget is met or exceeded unless the ceiling cuts it.
+    steps = resolve_epochs("auto", num_train, batch_size) * steps_per_epoch
+    assert steps >= 1000 or expected == 60
+
+
+def test_auto_epochs_bad_input():
+    with pytest.raises(TypeError, match="Received: epochs='many'"):
+        resolve_epochs("many", 100, 32)
+    with pytest.raises(ValueError, match="Received: epochs=0"):
+        resolve_epochs(0, 100, 32)
+    with pytest.raises(ValueError, match="Received: num_train=0"):
+        resolve_epochs("auto", 0, 32)
+
+
+def test_auto_epochs_are_recorded_in_the_config():
+    # 24 training images in one batch: 1 step per epoch, so "auto" is the
+    # ceiling, 60; early stopping (patience 0) on noise ends the run early.
+    # `run.json` writes this config.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 8, 8, 1)).astype("uint8")
+    y = np.arange(30) % 2
+    result = fit_image_classifier((x, y), batch_size=32, patience=0,
+                                  **FAST)
+    assert result.config["epochs"] == 60
+    assert result.config["epochs_run"] < 60
