@@ -215,14 +215,14 @@ def hub_backbone_info(backbone):
     >>> keras_hub.models.ResNetBackbone(
     ...     input_conv_filters=[64], input_conv_kernel_sizes=[3],
     ...     stackwise_num_filters=[64], stackwise_num_blocks=[1],
-    ...     stackwise_num_strides=[2], block_type="basic_block",
+    ...     stackwise_num_strides=[1], block_type="basic_block",
     ... ).save_to_preset(preset)
     >>> info = hub_backbone_info("hub:" + preset)
     >>> info.native_size, info.preprocessing
     ((32, 32), 'unit')
     >>> model, _, pretrained = build_backbone("hub:" + preset)
     >>> model.output.shape, pretrained
-    ((None, 16, 16, 64), True)
+    ((None, 8, 8, 64), True)
     """
     preset = _hub_preset(backbone)
     if not preset:
