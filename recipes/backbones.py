@@ -482,7 +482,8 @@ def is_pretrained(backbone, weights="auto"):
     before any work.
 
     Args:
-        backbone: A registry name, a `keras.Model` or a `.keras` path.
+        backbone: A registry name, `"hub:<preset>"`, a `keras.Model` or
+            a `.keras` path.
         weights: As in `build_backbone`. Defaults to `"auto"`.
 
     Returns:
@@ -493,6 +494,7 @@ def is_pretrained(backbone, weights="auto"):
         ValueError: For an unknown registry name, weights a registry
             backbone does not have (nor an existing file), or `weights`
             other than `"auto"` or `None` for a user model.
+        ImportError: For a `"hub:<preset>"` backbone without `keras-hub`.
 
     Example:
 

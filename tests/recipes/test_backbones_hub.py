@@ -117,6 +117,24 @@ def test_features_match_keras_hubs_own_pipeline(keras_hub, preset):
     assert chosen[-1].name == "stack1_block0_2_conv"
 
 
+def test_tuner_searches_with_a_hub_preset(preset):
+    keras_tuner = pytest.importorskip("keras_tuner")
+    from recipes.datasets import load_digits_8x8
+    from recipes.tuning import ImageClassifierHyperModel
+
+    (x, y), (xv, yv) = load_digits_8x8()
+    hypermodel = ImageClassifierHyperModel(
+        (x[:100], y[:100]), validation_data=(xv[:50], yv[:50]),
+        backbone="hub:" + preset)
+    assert hypermodel.pretrained
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    # Pretrained: the fine-tune depth is a knob of the search.
+    assert "fine_tune_layers" in hp.values
+    assert model.output.shape == (None, 10)
+    assert model.get_layer("resize").output.shape == (None, 16, 16, 1)
+
+
 def test_unavailable_preset_name_is_one_clear_error(monkeypatch, tmp_path,
                                                    keras_hub):
     # Offline, wherever the test runs: an empty cache, and Kaggle's API
