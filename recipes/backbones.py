@@ -183,8 +183,10 @@ def hub_backbone_info(backbone):
     native size, and its `scale` and `offset` (applied by KerasHub to pixels
     in [0, 255]) become a `keras.layers.Rescaling` inside the built
     backbone, so the backbone takes images in [0, 1] like the others
-    (`preprocessing="unit"`) and the saved model holds only standard layers
-    around the KerasHub network. Resizing is the recipe's own (bilinear,
+    (`preprocessing="unit"`). The KerasHub network goes in as a plain
+    functional model of its layers, so a saved model keeps which layers
+    fine-tuning unfroze and needs `keras_hub` only for the architectures
+    built from KerasHub's own layers. Resizing is the recipe's own (bilinear,
     without the converter's aspect-ratio crop). Fine-tuning unfreezes the
     top third of the layers with weights (`fine_tune_from=None`); the
     preset's weights are called `"preset"`.
@@ -308,16 +310,23 @@ class _HubBuilder:
         inputs = keras.Input((*input_shape[:2], shapes[0][3]), name="pixels")
         x = keras.layers.Rescaling(scale, offset=self.offset,
                                    name="preprocess_hub")(inputs)
-        outputs = network(x)
-        if len(outputs.shape) != 4:
+        # The network's graph as a plain functional model: saved, a
+        # KerasHub `Backbone` is rebuilt from its constructor arguments,
+        # which loses the per-layer `trainable` flags fine-tuning set (a
+        # reloaded model would train every layer, and its optimizer state
+        # would not match); a functional model saves each layer's config.
+        graph = keras.Model(network.inputs[0], network.outputs,
+                            name=network.name)
+        outputs = graph(x)
+        if len(outputs) != 1 or len(outputs[0].shape) != 4:
             raise ValueError(
                 "Argument `backbone` must be a KerasHub backbone with a 4D "
                 "feature map output (a convolutional network such as "
-                "ResNet, EfficientNet or MobileNet); this one outputs shape "
-                f"{tuple(outputs.shape)}. Received: "
+                "ResNet, EfficientNet or MobileNet); this one outputs shapes "
+                f"{[tuple(t.shape) for t in outputs]}. Received: "
                 f"backbone={HUB_PREFIX + self.preset!r}"
             )
-        return keras.Model(inputs, outputs, name=f"hub_{network.name}")
+        return keras.Model(inputs, outputs[0], name=f"hub_{network.name}")
 
 
 def small_cnn(input_shape, width=16, units=128, pooling="average",

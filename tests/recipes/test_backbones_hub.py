@@ -18,6 +18,7 @@ from recipes.backbones import (
     build_backbone,
     get_backbone_info,
     is_pretrained,
+    leaf_layers,
     select_fine_tune_layers,
 )
 from recipes.image_classifier import check_image_classifier_args
@@ -248,8 +249,11 @@ def test_fit_image_classifier_with_a_hub_preset_end_to_end(keras_hub, preset,
     path = str(tmp_path / "model.keras")
     result.model.save(path)
     expected = result.model.predict(xv[:16], verbose=0)
-    np.testing.assert_allclose(
-        keras.saving.load_model(path, safe_mode=True).predict(
-            xv[:16], verbose=0), expected, rtol=1e-5, atol=1e-6)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(xv[:16], verbose=0),
+                               expected, rtol=1e-5, atol=1e-6)
+    # ... with its fine-tuning state: the same layers train.
+    assert {layer.name for layer in leaf_layers(
+        loaded.get_layer("hub_res_net_backbone"))
+        if layer.trainable and layer.weights} == unfrozen
     assert isinstance(recipes.load_model(path), keras.Model)
-    assert recipes.loading.import_model_packages(path) == ["keras_hub"]
