@@ -7,8 +7,13 @@ recipes, the CLI and the tuner all read this one registry; adding a backbone
 is one `register_backbone` call.
 
 Besides the registry names, a backbone can be `"small_cnn"` (a small CNN
-trained from scratch, fast on CPU for small images), any `keras.Model`, or the
-path of a `.keras` file (loaded with `safe_mode=True`).
+trained from scratch, fast on CPU for small images), any `keras.Model`, the
+path of a `.keras` file (loaded with `safe_mode=True`), or a KerasHub preset
+written `"hub:<preset>"`: a preset name such as `"hub:resnet_50_imagenet"`
+(downloaded on first use, then cached by KerasHub), a Kaggle or Hugging Face
+handle (`"hub:kaggle://..."`, `"hub:hf://..."`) or the directory of a preset
+saved with `save_to_preset` (`"hub:./my_preset"`). KerasHub presets need the
+`hub` extra (`pip install "keras-recipes[hub]"`).
 """
 
 import dataclasses
@@ -20,11 +25,13 @@ import keras
 import numpy as np
 
 from callbacks._validation import check_choice
+from recipes.loading import import_keras_hub, import_model_packages
 
 _PREPROCESSING = ("unit", "tf", "torch", "caffe", "raw255", "none")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+HUB_PREFIX = "hub:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,16 +147,186 @@ def get_backbone_info(name):
 
     >>> get_backbone_info("mobilenet_v2").native_size
     (224, 224)
+
+    A `"hub:<preset>"` name describes a KerasHub preset (see
+    `hub_backbone_info`).
     """
+    if _hub_preset(name) is not None:
+        return hub_backbone_info(name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
         hint = f" Did you mean {close}?" if close else ""
         names = ", ".join(list_backbones())
+        if isinstance(name, str | os.PathLike) and os.path.isdir(name):
+            hint += (f" For a KerasHub preset directory, write "
+                     f"backbone={HUB_PREFIX + os.fspath(name)!r}.")
         raise ValueError(
-            f"Argument `backbone` must be a registered name ({names}), a "
-            f"keras.Model or a .keras file.{hint} Received: backbone={name!r}"
+            f"Argument `backbone` must be a registered name ({names}), "
+            f"'hub:<KerasHub preset>', a keras.Model or a .keras file.{hint} "
+            f"Received: backbone={name!r}"
         )
     return _REGISTRY[name]
+
+
+def _hub_preset(backbone):
+    """The preset of a `"hub:<preset>"` backbone, else `None`."""
+    if isinstance(backbone, str) and backbone.startswith(HUB_PREFIX):
+        return backbone[len(HUB_PREFIX):]
+    return None
+
+
+def hub_backbone_info(backbone):
+    """Describe a KerasHub preset as a backbone of the image recipes.
+
+    Reads the preset's image converter (`image_converter.json`, which every
+    KerasHub image classifier preset holds): its `image_size` becomes the
+    native size, and its `scale` and `offset` (applied by KerasHub to pixels
+    in [0, 255]) become a `keras.layers.Rescaling` inside the built
+    backbone, so the backbone takes images in [0, 1] like the others
+    (`preprocessing="unit"`). The KerasHub network goes in as a plain
+    functional model of its layers, so a saved model keeps which layers
+    fine-tuning unfroze and needs `keras_hub` only for the architectures
+    built from KerasHub's own layers. Resizing is the recipe's own (bilinear,
+    without the converter's aspect-ratio crop). Fine-tuning unfreezes the
+    top third of the layers with weights (`fine_tune_from=None`); the
+    preset's weights are called `"preset"`.
+
+    A preset name is downloaded (Kaggle or Hugging Face) and cached by
+    KerasHub on first use; a preset directory is read in place.
+
+    Args:
+        backbone: `"hub:<preset>"`, where `<preset>` is anything
+            `keras_hub.models.Backbone.from_preset` takes: a preset name,
+            a `kaggle://` or `hf://` handle, or a local preset directory.
+
+    Returns:
+        A `BackboneInfo` named `backbone`.
+
+    Raises:
+        ImportError: If `keras-hub` is not installed (the `hub` extra).
+        ValueError: If the preset cannot be found or downloaded, or holds
+            no image converter.
+
+    Example:
+
+    >>> import tempfile
+    >>> import keras_hub
+    >>> preset = tempfile.mkdtemp()
+    >>> keras_hub.layers.ImageConverter(
+    ...     image_size=(32, 32), scale=1 / 255).save_to_preset(preset)
+    >>> keras_hub.models.ResNetBackbone(
+    ...     input_conv_filters=[64], input_conv_kernel_sizes=[3],
+    ...     stackwise_num_filters=[64], stackwise_num_blocks=[1],
+    ...     stackwise_num_strides=[1], block_type="basic_block",
+    ... ).save_to_preset(preset)
+    >>> info = hub_backbone_info("hub:" + preset)
+    >>> info.native_size, info.preprocessing
+    ((32, 32), 'unit')
+    >>> model, _, pretrained = build_backbone("hub:" + preset)
+    >>> model.output.shape, pretrained
+    ((None, 8, 8, 64), True)
+    """
+    preset = _hub_preset(backbone)
+    if not preset:
+        raise ValueError(
+            "Argument `backbone` must name a KerasHub preset after 'hub:' "
+            "(a preset name, a kaggle:// or hf:// handle, or a preset "
+            f"directory). Received: backbone={backbone!r}"
+        )
+    keras_hub = import_keras_hub()
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    except FileNotFoundError:
+        raise ValueError(
+            "Argument `backbone` must be a KerasHub image preset with an "
+            "image converter (`image_converter.json`), which declares the "
+            f"input scaling its weights expect; {preset!r} has none (a "
+            "backbone saved alone? Save the classifier, or its "
+            "`ImageConverter`, to the same directory with "
+            f"`save_to_preset`). Received: backbone={backbone!r}"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - any loader failure: one error
+        raise ValueError(_hub_load_error(backbone, preset, error)) from None
+    scale = 1.0 if converter.scale is None else converter.scale
+    offset = 0.0 if converter.offset is None else converter.offset
+    size = converter.image_size
+    return BackboneInfo(
+        backbone, _HubBuilder(preset, scale, offset),
+        tuple(size) if size is not None else None, "unit", None,
+        ("preset",), 3)
+
+
+def _hub_load_error(backbone, preset, error):
+    # The loaders' errors come from deep inside (requests, kagglehub,
+    # huggingface_hub) and span lines: keep their first line, not the
+    # traceback.
+    detail = str(error).strip().splitlines()
+    detail = detail[0] if detail else ""
+    where = ("the directory exists but is not a readable KerasHub preset"
+             if os.path.isdir(preset) else
+             "a preset name is downloaded from Kaggle or Hugging Face on "
+             "first use, which needs network access; offline, pass the "
+             "directory of a preset saved with `save_to_preset`, as "
+             "backbone='hub:/path/to/preset'")
+    return (
+        f"Argument `backbone`: KerasHub preset {preset!r} could not be "
+        f"loaded ({type(error).__name__}: {detail}); {where}. "
+        f"Received: backbone={backbone!r}"
+    )
+
+
+class _HubBuilder:
+    """Builds a KerasHub preset's backbone behind its input scaling."""
+
+    def __init__(self, preset, scale, offset):
+        self.preset, self.scale, self.offset = preset, scale, offset
+
+    def __call__(self, input_shape, weights):
+        keras_hub = import_keras_hub()
+        try:
+            network = keras_hub.models.Backbone.from_preset(
+                self.preset, load_weights=weights is not None)
+        except Exception as error:  # noqa: BLE001 - one error, as above
+            raise ValueError(_hub_load_error(
+                HUB_PREFIX + self.preset, self.preset, error)) from None
+        shapes = [tuple(t.shape) for t in network.inputs]
+        if len(shapes) != 1 or len(shapes[0]) != 4:
+            raise ValueError(
+                "Argument `backbone` must be a KerasHub image backbone "
+                "taking one batch of images; this preset's network takes "
+                f"inputs of shapes {shapes}. Received: "
+                f"backbone={HUB_PREFIX + self.preset!r}"
+            )
+        fixed = shapes[0][1:3]
+        if None not in fixed and tuple(fixed) != tuple(input_shape[:2]):
+            raise ValueError(
+                f"Argument `image_size` must be {tuple(fixed)} for backbone="
+                f"{HUB_PREFIX + self.preset!r}, whose network takes only "
+                f"that size. Received: image_size={tuple(input_shape[:2])}"
+            )
+        # The converter's scaling applies to pixels in [0, 255]; ours
+        # arrive in [0, 1], hence the factor 255 on the scale only.
+        scale = (255.0 * np.asarray(self.scale, "float64")).tolist()
+        inputs = keras.Input((*input_shape[:2], shapes[0][3]), name="pixels")
+        x = keras.layers.Rescaling(scale, offset=self.offset,
+                                   name="preprocess_hub")(inputs)
+        # The network's graph as a plain functional model: saved, a
+        # KerasHub `Backbone` is rebuilt from its constructor arguments,
+        # which loses the per-layer `trainable` flags fine-tuning set (a
+        # reloaded model would train every layer, and its optimizer state
+        # would not match); a functional model saves each layer's config.
+        graph = keras.Model(network.inputs[0], network.outputs,
+                            name=network.name)
+        outputs = graph(x)
+        if len(outputs) != 1 or len(outputs[0].shape) != 4:
+            raise ValueError(
+                "Argument `backbone` must be a KerasHub backbone with a 4D "
+                "feature map output (a convolutional network such as "
+                "ResNet, EfficientNet or MobileNet); this one outputs shapes "
+                f"{[tuple(t.shape) for t in outputs]}. Received: "
+                f"backbone={HUB_PREFIX + self.preset!r}"
+            )
+        return keras.Model(inputs, outputs[0], name=f"hub_{network.name}")
 
 
 def small_cnn(input_shape, width=16, units=128, pooling="average",
@@ -314,7 +491,8 @@ def is_pretrained(backbone, weights="auto"):
     before any work.
 
     Args:
-        backbone: A registry name, a `keras.Model` or a `.keras` path.
+        backbone: A registry name, `"hub:<preset>"`, a `keras.Model` or
+            a `.keras` path.
         weights: As in `build_backbone`. Defaults to `"auto"`.
 
     Returns:
@@ -325,6 +503,7 @@ def is_pretrained(backbone, weights="auto"):
         ValueError: For an unknown registry name, weights a registry
             backbone does not have (nor an existing file), or `weights`
             other than `"auto"` or `None` for a user model.
+        ImportError: For a `"hub:<preset>"` backbone without `keras-hub`.
 
     Example:
 
@@ -345,18 +524,20 @@ def build_backbone(backbone, weights="auto", input_shape=None):
     """Build a backbone network and describe it.
 
     Args:
-        backbone: A registry name (`list_backbones()`), a `keras.Model`, or
-            the path of a `.keras` file. A user model whose output is 2D (a
-            classifier) loses its last layer and the Dropout layers just
+        backbone: A registry name (`list_backbones()`), a KerasHub preset
+            as `"hub:<preset>"` (see `hub_backbone_info`), a `keras.Model`,
+            or the path of a `.keras` file. A user model whose output is 2D
+            (a classifier) loses its last layer and the Dropout layers just
             before it: the output under them becomes the features.
-        weights: `"imagenet"` (downloads), `None` (random initialization),
-            the path of a weights file (`.weights.h5`) of the same
-            architecture, or `"auto"` (`"imagenet"` for ImageNet backbones,
-            `None` for `"small_cnn"`). A user model keeps its weights
-            either way: with `"auto"` they count as pretrained, with `None`
-            as untrained (a new architecture: the recipes then train every
-            layer in one phase, as for `"small_cnn"`). Defaults to
-            `"auto"`.
+        weights: `"imagenet"` (downloads), `"preset"` (a KerasHub preset's
+            own weights), `None` (random initialization), the path of a
+            weights file (`.weights.h5`) of the same architecture, or
+            `"auto"` (`"imagenet"` for ImageNet backbones, `"preset"` for
+            KerasHub presets, `None` for `"small_cnn"`). A user model
+            keeps its weights either way: with `"auto"` they count as
+            pretrained, with `None` as untrained (a new architecture: the
+            recipes then train every layer in one phase, as for
+            `"small_cnn"`). Defaults to `"auto"`.
         input_shape: `(height, width, channels)` of a registry backbone.
             Defaults to `None` (native size, 3 channels).
 
@@ -367,7 +548,10 @@ def build_backbone(backbone, weights="auto", input_shape=None):
 
     Raises:
         ValueError: For an unknown name, a missing `.keras` or weights file,
-            or weights a backbone does not have.
+            weights a backbone does not have, or a KerasHub preset that
+            cannot be loaded.
+        ImportError: For a KerasHub preset (or a `.keras` file holding a
+            KerasHub network) without `keras-hub` installed.
 
     Example:
 
@@ -395,6 +579,7 @@ def build_backbone(backbone, weights="auto", input_shape=None):
                 "(truncated, or another format renamed). "
                 f"Received: backbone={path!r}"
             )
+        import_model_packages(path)
         try:
             model = keras.saving.load_model(path, safe_mode=True,
                                             compile=False)

@@ -138,11 +138,14 @@ def add_fit_image_classifier(subparsers):
                         help=with_default("TFDS data_dir"))
     parser.add_argument(
         "--backbone", default=d["backbone"],
-        help=with_default(f"auto, a .keras file, or a backbone name "
-                          f"({_LIST_HINT})"))
+        help=with_default(f"auto, a .keras file, a backbone name "
+                          f"({_LIST_HINT}), or hub:PRESET (a KerasHub "
+                          "preset name or save_to_preset directory; needs "
+                          "the hub extra)"))
     parser.add_argument(
         "--weights", type=none_or, default=d["weights"],
-        help=with_default("auto, imagenet, none, or a weights file (for a "
+        help=with_default("auto, imagenet, preset (hub:), none, or a "
+                          "weights file (for a "
                           ".keras backbone: auto = pretrained, two phases; "
                           "none = untrained, one phase)"))
     parser.add_argument(
@@ -267,7 +270,8 @@ def _run_list(args):
     from recipes.tuning.tuners import TUNERS
 
     return [("optimizers", ", ".join(list_optimizers())),
-            ("backbones", ", ".join(list_backbones())),
+            ("backbones", ", ".join([*list_backbones(),
+                                     "hub:<KerasHub preset>"])),
             ("schedules", ", ".join(_training.SCHEDULES)),
             ("tuners", ", ".join(TUNERS)),
             ("tuning knobs", ", ".join(DEFAULT_SPACE))]

@@ -475,11 +475,15 @@ def fit_image_classifier(
         data_dir: TFDS data directory. Defaults to `None`.
         class_names: Class names for integer labels. Defaults to `None`
             (`"0"`, `"1"`, ... or the sub-folder / string label names).
-        backbone: Registry name, `keras.Model` or `.keras` path; `"auto"`
-            picks `"small_cnn"` for images up to 64x64 pixels and
-            `"efficientnetv2_b0"` above. Defaults to `"auto"`.
-        weights: `"imagenet"`, `None`, a weights file, or `"auto"`
-            (ImageNet for ImageNet backbones, none for `"small_cnn"`). A
+        backbone: Registry name, a KerasHub preset as `"hub:<preset>"`
+            (a preset name or `save_to_preset` directory; the `hub`
+            extra, see `recipes.backbones.hub_backbone_info`),
+            `keras.Model` or `.keras` path; `"auto"` picks `"small_cnn"`
+            for images up to 64x64 pixels and `"efficientnetv2_b0"` above.
+            Defaults to `"auto"`.
+        weights: `"imagenet"`, `"preset"`, `None`, a weights file, or
+            `"auto"` (ImageNet for ImageNet backbones, the preset's for
+            KerasHub presets, none for `"small_cnn"`). A
             user model or `.keras` backbone keeps its weights: `"auto"`
             trains it as pretrained (two phases), `None` as a new
             architecture (one phase, every layer). Defaults to `"auto"`.

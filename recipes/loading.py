@@ -4,8 +4,13 @@ A `.keras` file loaded with `safe_mode=True` cannot run code hidden in it
 (lambda layers are refused). Legacy `.h5` files predate that protection and
 are refused unless the caller opts in; SavedModel folders are not Keras
 models in Keras 3 at all.
+
+A model holding KerasHub objects (a `"hub:..."` backbone of the image
+recipe) needs the `keras-hub` package to load; `load_model` imports it
+first, or raises an `ImportError` naming the `hub` extra.
 """
 
+import json
 import os
 import warnings
 import zipfile
@@ -13,6 +18,94 @@ import zipfile
 import keras
 
 _LEGACY = (".h5", ".hdf5")
+# Top-level packages of optional dependencies whose classes a saved model
+# may name, and the keras-recipes extra that installs each.
+_OPTIONAL = {"keras_hub": ("keras-hub", "hub")}
+
+
+def import_keras_hub():
+    """Import KerasHub, the optional package behind `"hub:..."` backbones.
+
+    Returns:
+        The `keras_hub` module.
+
+    Raises:
+        ImportError: If `keras-hub` is not installed; the message names the
+            extra that installs it (`pip install "keras-recipes[hub]"`).
+
+    Example:
+
+    >>> import_keras_hub().__name__
+    'keras_hub'
+    """
+    return _import_optional("keras_hub")
+
+
+def _import_optional(package):
+    import importlib
+
+    distribution, extra = _OPTIONAL[package]
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise ImportError(
+            f"This needs the `{distribution}` package, which is not "
+            f"installed ({error}). Install the `{extra}` extra: "
+            f'pip install "keras-recipes[{extra}]"'
+        ) from None
+
+
+def import_model_packages(path):
+    """Import the optional packages whose classes a `.keras` file names.
+
+    Keras finds a registered class only once its package is imported. A
+    `.keras` file saved from a model with a KerasHub backbone names
+    `keras_hub` classes; this imports `keras_hub` for it, so that loading
+    works in a session that never imported it, and fails with a clear
+    `ImportError` where it is not installed. Files that name no optional
+    package (or are not readable archives) are left to the loader.
+
+    Args:
+        path: Path of a `.keras` file.
+
+    Returns:
+        The sorted list of optional packages imported (e.g.
+        `["keras_hub"]`), empty for most models.
+
+    Raises:
+        ImportError: If the file needs an optional package that is not
+            installed; the message names the extra to install.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.save("/tmp/plain.keras")
+    >>> import_model_packages("/tmp/plain.keras")
+    []
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    named = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            module = value.get("module")
+            if isinstance(module, str):
+                named.add(module.split(".", 1)[0])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    needed = sorted(named & set(_OPTIONAL))
+    for package in needed:
+        _import_optional(package)
+    return needed
 
 
 def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
@@ -43,6 +136,9 @@ def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
         ValueError: If the file is a folder, a weights-only file, a legacy
             file without `allow_legacy=True`, not a valid `.keras` archive,
             or refused by `safe_mode`.
+        ImportError: If the model holds objects of an optional package
+            that is not installed (KerasHub backbones need the `hub`
+            extra).
 
     Example:
 
@@ -89,6 +185,7 @@ def load_model(path, allow_legacy=False, custom_objects=None, compile=True):
             "Argument `path` is not a valid `.keras` file (not a zip "
             f"archive: truncated or corrupt?). Received: path={path!r}"
         )
+    import_model_packages(path)
     try:
         return keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile,
