@@ -464,15 +464,22 @@ class Checkpointing(keras.callbacks.Callback):
         real = model.train_function
         per_call = int(getattr(model, "steps_per_execution", 1) or 1)
         remaining = [count]
+        backend = keras.backend.backend()
 
-        def skip(iterator):
-            for _ in range(min(per_call, remaining[0])):
-                next(iterator)
+        def skip(*args):
+            # The train function's signature depends on the backend:
+            # TensorFlow passes the iterator; JAX passes `(state, iterator)`
+            # and takes `(logs, state)` back; torch passes the batches its
+            # epoch iterator already drew.
+            if backend != "torch":
+                iterator = args[-1]
+                for _ in range(min(per_call, remaining[0])):
+                    next(iterator)
             remaining[0] -= per_call
             if remaining[0] <= 0:
                 model.train_function = real
             # No step ran, so there is no loss to report for these batches.
-            return {}
+            return ({}, args[0]) if backend == "jax" else {}
 
         model.train_function = skip
 
