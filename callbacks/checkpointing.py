@@ -492,7 +492,7 @@ class Checkpointing(keras.callbacks.Callback):
             # The temporary file of a checkpoint of ours a crash cut short.
             if os.path.basename(stale)[1:].split(".tmp-")[0] in mine:
                 os.remove(stale)
-        self._skip = 0
+        self._skip = self._pending_skip = 0
         self._resume_epoch = None
         self._saved = None
         self._saved_tracked = None
@@ -529,7 +529,10 @@ class Checkpointing(keras.callbacks.Callback):
             skip = self._skip
             if skip:
                 self._restore_metrics()
-                self._skip_batches(skip)
+        # Installed at the first batch, after every on_epoch_begin: on JAX
+        # an LR controller change there (ScheduleLR resets its step offset)
+        # rebuilds the train function, which would drop the skipping one.
+        self._pending_skip = skip
         self._epoch_start = (
             int(self.model.optimizer.iterations.numpy()) - skip
         )
@@ -542,6 +545,9 @@ class Checkpointing(keras.callbacks.Callback):
             # the saved scale/offset are restored last.
             _state.write(self.model, self._saved, ("lr_control",))
             self._saved = None
+        if self._pending_skip:
+            self._skip_batches(self._pending_skip)
+            self._pending_skip = 0
         if self.save_freq == "epoch" or batch < self._skip_until:
             return
         if self._epoch_start + batch - self._last_save_step >= self.save_freq:
