@@ -4,6 +4,11 @@ import pytest
 import tensorflow as tf
 
 from recipes.layers import WeightNormalization
+from tests.helpers import only_on
+
+# The default `data_init=True` is refused on JAX at construction
+# (tests/test_backend_support.py).
+NOT_ON_JAX = only_on("tensorflow", "torch")
 
 
 def unit_direction(v):
@@ -11,6 +16,7 @@ def unit_direction(v):
     return v / np.sqrt((v.astype("float64") ** 2).sum(axis=axes))
 
 
+@NOT_ON_JAX
 def test_dense_forward_matches_numpy():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 5)).astype("float32")
@@ -26,6 +32,7 @@ def test_dense_forward_matches_numpy():
     np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5)
 
 
+@NOT_ON_JAX
 def test_starts_as_the_unwrapped_layer():
     x = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
     layer = WeightNormalization(keras.layers.Dense(3))
@@ -44,6 +51,7 @@ def _skip_unless_channels_first_conv_runs(shape):
         pytest.skip(f"channels_first Conv2D unsupported here: {error}")
 
 
+@NOT_ON_JAX
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_conv_forward_equals_conv_with_normalized_kernel(data_format):
     rng = np.random.default_rng(2)
@@ -65,6 +73,7 @@ def test_conv_forward_equals_conv_with_normalized_kernel(data_format):
                                atol=1e-5)
 
 
+@NOT_ON_JAX
 def test_data_dependent_init_matches_numpy():
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(64, 5)) * 4 + 1).astype("float32")
@@ -85,6 +94,7 @@ def test_data_dependent_init_matches_numpy():
     np.testing.assert_allclose(np.asarray(layer.g), 1 / sigma, rtol=1e-4)
 
 
+@NOT_ON_JAX
 def test_data_init_inside_fit_on_real_mnist(mnist_5k):
     (x, y), _ = mnist_5k
     x = x[:256]
