@@ -141,6 +141,11 @@ class ScheduledHyperparameter(float):
         value = self._tensor()
         return value if dtype is None else ops.cast(value, dtype)
 
+    def __jax_array__(self):
+        # JAX's conversion (`ops.cast(self.momentum, dtype)` in Keras's
+        # SGD) would otherwise read the constant float.
+        return self._tensor()
+
     def __add__(self, other):
         return ops.add(self._tensor(), other)
 
@@ -257,6 +262,12 @@ class LRControl:
     def set_offset(self, step):
         """Make `step` the schedule's step 0."""
         self._assign(self.offset, step)
+
+    def restore(self, values):
+        """Assign saved `[scale, floor, offset]` values (a checkpoint's)."""
+        for variable, value in zip((self.scale, self.floor, self.offset),
+                                   values, strict=True):
+            self._assign(variable, value)
 
     def _assign(self, variable, value):
         old = ops.convert_to_numpy(variable)

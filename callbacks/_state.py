@@ -83,7 +83,11 @@ def write(model, arrays, groups=GROUPS):
     current = variables(model)
     for group in groups:
         values = arrays.get(group, [])
-        if group == "lr_control" and not (values and current[group]):
+        if group == "lr_control":
+            if values and current[group]:
+                # Through the controller: on JAX a change must rebuild the
+                # train step, which holds these values as constants.
+                _lr_control.get(model).restore(values)
             continue
         for variable, value in zip(current[group], values, strict=True):
             variable.assign(value)

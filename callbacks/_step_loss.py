@@ -17,9 +17,17 @@ a hook that sees each step's loss inside the train step. What it relies on
 `update_state(loss)` on the model's metric named `"loss"` (the first of
 `model.metrics`) once per step, with the step's scalar loss. The canary
 test `tests/callbacks/test_step_loss.py` fails loudly if a Keras release
-changes that. The buffer variables live outside the model's state, which
-the TensorFlow and PyTorch trainers allow; the JAX trainer's stateless
-step would drop their updates (the guard then falls back to the logs).
+changes that. On TensorFlow and PyTorch the buffer variables live outside
+the model's state, which their trainers allow. The JAX trainer's stateless
+step carries only the model's, the optimizer's and the metrics' variables
+(it would drop updates of any other), so there the buffer is made part of
+the tracker's own variables (`Metric.add_variable`) for the recorder's
+lifetime; the step then returns it with the metrics, and `read` first
+attaches the step's state to the model, as `Callback.model` does on JAX.
+Two more internals, JAX only: `uninstall` removes the buffer from the
+tracker's variable list (`Metric._variables`: Keras has no public way to
+remove a metric variable), and `read` calls the JAX trainer's
+`jax_state_sync`.
 """
 
 import keras
@@ -32,9 +40,21 @@ _ATTR = "_keras_recipes_step_loss"
 def loss_tracker(model):
     """The model's `loss` tracker (a `Mean` metric), or `None`."""
     for metric in model.metrics:
-        if metric.name == "loss" and len(metric.variables) == 2:
+        if metric.name != "loss":
+            continue
+        left_over = metric.__dict__.get(_ATTR)
+        if left_over is not None:
+            # From a `fit` that raised before its `on_train_end`.
+            left_over.uninstall()
+        if len(metric.variables) == 2:
             return metric
     return None
+
+
+def _in_metric_state():
+    # See the module docstring: only the JAX trainer needs the buffer to be
+    # metric state.
+    return keras.backend.backend() == "jax"
 
 
 class StepLossRecorder:
@@ -51,12 +71,21 @@ class StepLossRecorder:
         self.tracker = loss_tracker(model)
         self.capacity = max(1, int(getattr(model, "steps_per_execution", 1)
                                    or 1))
-        with scope:
-            self.losses = keras.Variable(
-                np.zeros(self.capacity, "float32"), trainable=False,
+        self.losses = self.count = None
+        if self.tracker is not None and _in_metric_state():
+            self.losses = self.tracker.add_variable(
+                (self.capacity,), "zeros", dtype="float32",
                 name="step_losses")
-            self.count = keras.Variable(0, dtype="int64", trainable=False,
-                                        name="step_loss_count")
+            self.count = self.tracker.add_variable(
+                (), "zeros", dtype="int32", name="step_loss_count")
+        elif self.tracker is not None:
+            with scope:
+                self.losses = keras.Variable(
+                    np.zeros(self.capacity, "float32"), trainable=False,
+                    name="step_losses")
+                self.count = keras.Variable(
+                    0, dtype="int64", trainable=False,
+                    name="step_loss_count")
         self._read = 0
 
     def install(self):
@@ -64,10 +93,6 @@ class StepLossRecorder:
         tracker = self.tracker
         if tracker is None:
             return False
-        left_over = tracker.__dict__.get(_ATTR)
-        if left_over is not None:
-            # From a `fit` that raised before its `on_train_end`.
-            left_over.uninstall()
         original = tracker.update_state
         capacity = self.capacity
 
@@ -93,15 +118,31 @@ class StepLossRecorder:
             return
         del tracker.__dict__["update_state"]
         del tracker.__dict__[_ATTR]
+        if _in_metric_state():
+            # Internal (see the module docstring): the tracker gets back its
+            # own two variables, so the model's metric state has its
+            # original layout again.
+            tracker._variables[:] = [
+                v for v in tracker._variables
+                if v is not self.losses and v is not self.count]
         self.model.make_train_function(force=True)
+
+    def _sync(self):
+        if _in_metric_state():
+            # Internal (see the module docstring): mid-epoch, the JAX
+            # trainer keeps the step's state apart from the model's
+            # variables until something attaches it.
+            self.model.jax_state_sync()
 
     def skip(self):
         """Forget the losses recorded so far (validation steps, say)."""
+        self._sync()
         self._read = int(ops.convert_to_numpy(self.count))
 
     def read(self):
         """The losses of the steps since the last `read` or `skip`, oldest
         first (at most `steps_per_execution` of them), as floats."""
+        self._sync()
         count = int(ops.convert_to_numpy(self.count))
         new = min(count - self._read, self.capacity)
         self._read = count

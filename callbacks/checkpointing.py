@@ -464,15 +464,22 @@ class Checkpointing(keras.callbacks.Callback):
         real = model.train_function
         per_call = int(getattr(model, "steps_per_execution", 1) or 1)
         remaining = [count]
+        backend = keras.backend.backend()
 
-        def skip(iterator):
-            for _ in range(min(per_call, remaining[0])):
-                next(iterator)
+        def skip(*args):
+            # The train function's signature depends on the backend:
+            # TensorFlow passes the iterator; JAX passes `(state, iterator)`
+            # and takes `(logs, state)` back; torch passes the batches its
+            # epoch iterator already drew.
+            if backend != "torch":
+                iterator = args[-1]
+                for _ in range(min(per_call, remaining[0])):
+                    next(iterator)
             remaining[0] -= per_call
             if remaining[0] <= 0:
                 model.train_function = real
             # No step ran, so there is no loss to report for these batches.
-            return {}
+            return ({}, args[0]) if backend == "jax" else {}
 
         model.train_function = skip
 
@@ -485,7 +492,7 @@ class Checkpointing(keras.callbacks.Callback):
             # The temporary file of a checkpoint of ours a crash cut short.
             if os.path.basename(stale)[1:].split(".tmp-")[0] in mine:
                 os.remove(stale)
-        self._skip = 0
+        self._skip = self._pending_skip = 0
         self._resume_epoch = None
         self._saved = None
         self._saved_tracked = None
@@ -522,7 +529,10 @@ class Checkpointing(keras.callbacks.Callback):
             skip = self._skip
             if skip:
                 self._restore_metrics()
-                self._skip_batches(skip)
+        # Installed at the first batch, after every on_epoch_begin: on JAX
+        # an LR controller change there (ScheduleLR resets its step offset)
+        # rebuilds the train function, which would drop the skipping one.
+        self._pending_skip = skip
         self._epoch_start = (
             int(self.model.optimizer.iterations.numpy()) - skip
         )
@@ -535,6 +545,9 @@ class Checkpointing(keras.callbacks.Callback):
             # the saved scale/offset are restored last.
             _state.write(self.model, self._saved, ("lr_control",))
             self._saved = None
+        if self._pending_skip:
+            self._skip_batches(self._pending_skip)
+            self._pending_skip = 0
         if self.save_freq == "epoch" or batch < self._skip_until:
             return
         if self._epoch_start + batch - self._last_save_step >= self.save_freq:

@@ -11,7 +11,7 @@ import contextlib
 
 import keras
 
-from callbacks._validation import check_number
+from callbacks._validation import check_backend, check_number
 
 
 def _leaves(layer):
@@ -59,6 +59,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
             non-decreasing epoch >= 0 per stage, or (at train begin) the
             optimizer was built without a stage's variables.
         TypeError: If a stage is not a layer or a list of layers.
+        NotImplementedError: On the JAX backend (its optimizer step needs
+            the trainable variables it was built with).
 
     Example:
 
@@ -76,6 +78,12 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def __init__(self, stages, unfreeze_at=None, train_batchnorm=False,
                  verbose=0):
+        check_backend(
+            "GradualUnfreezing", ("jax",),
+            "the JAX trainer's optimizer step needs exactly the trainable "
+            "variables the optimizer was built with, and unfreezing a stage "
+            "mid-fit changes that list (compile again between stages "
+            "instead)")
         super().__init__()
         if isinstance(stages, keras.layers.Layer):
             stages = [stages]

@@ -102,3 +102,9 @@ def test_sam_refuses_torch_at_construction():
     inner = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(NotImplementedError, match="torch backend"):
         SAM(inner)
+
+
+@only_on("jax")
+def test_gradual_unfreezing_refuses_jax_at_construction():
+    with pytest.raises(NotImplementedError, match="jax backend"):
+        callbacks.GradualUnfreezing([keras.layers.Dense(2)])

@@ -13,7 +13,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from callbacks.checkpointing import Checkpointing  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
@@ -36,7 +35,14 @@ class KillAt(keras.callbacks.Callback):
 
 def main(directory, out, kill_at):
     keras.utils.set_random_seed(0)
-    tf.config.experimental.enable_op_determinism()
+    # TensorFlow's shuffle order is a function of the seed and the epoch;
+    # the other backends shuffle with the global NumPy/torch generator,
+    # whose draws a restarted process has not made: a fixed order there.
+    shuffle = keras.backend.backend() == "tensorflow"
+    if shuffle:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     (x, y), _ = load_mnist_5k()
     x, y = x[:SAMPLES], y[:SAMPLES]
     model = keras.Sequential([
@@ -52,7 +58,7 @@ def main(directory, out, kill_at):
     )
     killer = KillAt(kill_at)
     model.fit(
-        x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+        x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=shuffle,
         callbacks=[Checkpointing(directory, save_freq=SAVE_FREQ), killer],
     )
     np.savez(

@@ -405,3 +405,36 @@ def test_lr_spike_recovers_beside_checkpointing(digits_8x8, tmp_path,
     batches = 2 * steps_per_epoch
     assert _latest_checkpoint_number(tmp_path) <= batches // 5 + 2
     _checkpoints_finite(tmp_path)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_rollback_lr_cut_reaches_the_weights(steps_per_execution):
+    """The halved LR is the one the compiled step applies (on JAX the
+    step is retraced): with every batch the same, the final weights are
+    NumPy SGD at 0.1 up to the rollback target, then at 0.05."""
+    if steps_per_execution > 1 and keras.backend.backend() == "torch":
+        pytest.skip("Keras's torch trainer refuses steps_per_execution > 1")
+    rng = np.random.default_rng(0)
+    x8 = rng.random((8, 3)).astype("float32")
+    y8 = (x8 @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype("float32")
+    x, y = np.tile(x8, (8, 1)), np.tile(y8, (8, 1))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse",
+                  steps_per_execution=steps_per_execution)
+    kernel, bias = (np.asarray(w, "float64") for w in model.get_weights())
+    guard = DivergenceGuard(spike_factor=None, snapshot_every=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=4, verbose=0, shuffle=False,
+              callbacks=[_PoisonAtStep(20), guard])
+    ((_, back_to, reason),) = guard.rollbacks
+    assert reason in ("loss is nan", "non-finite weights")
+    steps = int(np.asarray(model.optimizer.iterations))
+    for step in range(steps):
+        residual = x8 @ kernel + bias - y8
+        lr = 0.1 if step < back_to else 0.05
+        kernel = kernel - lr * 2 * x8.T @ residual / len(x8)
+        bias = bias - lr * 2 * residual.mean(axis=0)
+    np.testing.assert_allclose(model.get_weights()[0], kernel, rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(model.get_weights()[1], bias, rtol=1e-4,
+                               atol=1e-5)

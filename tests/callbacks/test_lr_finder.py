@@ -6,7 +6,7 @@ import pytest
 
 import callbacks
 from callbacks.lr_finder import LRFinderResult, _valley
-from tests.helpers import small_cnn
+from tests.helpers import only_on, small_cnn
 
 
 def test_finder_restores_state_and_suggests_sensible_lr(mnist_5k):
@@ -57,6 +57,7 @@ def test_finder_stops_on_divergence(digits_8x8):
     assert 1e-5 < result.suggestion() < 0.1
 
 
+@only_on("tensorflow")  # tf.data input
 def test_finder_with_dataset_input(mnist_5k):
     import tensorflow as tf
 
@@ -234,6 +235,7 @@ def _check_first_loss_and_sweep(model, x_np, y_np, x, y, num_steps=5):
     assert result.raw_losses[0] == pytest.approx(want, rel=1e-5)
 
 
+@only_on("tensorflow")  # tf.data input
 def test_dict_list_and_tensor_inputs_are_batched():
     import tensorflow as tf
 

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from callbacks.pruning import MagnitudePruner, Pruning, PruningSpec
-from tests.helpers import mlp
+from tests.helpers import mlp, only_on
+
+# Refused on JAX at construction (tests/test_backend_support.py).
+pytestmark = only_on("tensorflow", "torch")
 
 
 def _compiled(model, learning_rate=1e-3, optimizer=None, **kwargs):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from callbacks import schedules as S
-from tests.helpers import assert_config_round_trip
+from tests.helpers import assert_config_round_trip, only_on
 
 STEPS = np.arange(0, 1200, 7).tolist() + [0, 1, 99, 100, 101, 999, 1000, 1001]
 
@@ -181,6 +181,7 @@ def test_join_schedules_phase_local_steps():
         [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0], atol=1e-7)
 
 
+@only_on("tensorflow")  # a tf.function
 def test_schedules_run_in_graph_on_tensor_steps():
     import tensorflow as tf
 

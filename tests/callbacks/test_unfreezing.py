@@ -5,6 +5,10 @@ import numpy as np
 import pytest
 
 import callbacks
+from tests.helpers import only_on
+
+# Refused on JAX at construction (tests/test_backend_support.py).
+pytestmark = only_on("tensorflow", "torch")
 
 
 def _model():

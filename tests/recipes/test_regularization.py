@@ -51,7 +51,7 @@ def _grads(model, x, y):
             keras.losses.mean_squared_error(y, model(x, training=True)))
         loss = loss + keras.ops.sum(model.losses)
     grads = tape.gradient(loss, model.trainable_variables)
-    return {v.path: g.numpy()
+    return {v.path: np.asarray(g)
             for v, g in zip(model.trainable_variables, grads, strict=True)}
 
 
@@ -70,14 +70,14 @@ def test_decoupled_decay_sgd_step_matches_numpy():
     add_weight_decay(model, 0.1)
     lr = 0.05
     model.compile(keras.optimizers.SGD(lr), "mse", run_eagerly=True)
-    before = {v.path: v.numpy() for v in model.trainable_variables}
+    before = {v.path: np.asarray(v) for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
     for v in model.trainable_variables:
         expected = before[v.path] - lr * grads[v.path]
         if v.path.split("/")[-1] in KERNEL_NAMES:
             expected = expected * (1 - 0.1)
-        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4,
+        np.testing.assert_allclose(np.asarray(v), expected, rtol=1e-4,
                                    atol=1e-6, err_msg=v.path)
 
 
@@ -93,7 +93,7 @@ def test_decoupled_decay_is_independent_of_adam_scaling():
     model = net()
     add_weight_decay(model, 0.01)
     model.compile(keras.optimizers.Adam(1e-3), "mse", run_eagerly=True)
-    before = {v.path: v.numpy() for v in model.trainable_variables}
+    before = {v.path: np.asarray(v) for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
     for v in model.trainable_variables:
@@ -101,7 +101,7 @@ def test_decoupled_decay_is_independent_of_adam_scaling():
         expected = before[v.path] - adam_first_step(g, 1e-3)
         if v.path.split("/")[-1] in KERNEL_NAMES:
             expected = expected * 0.99
-        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4,
+        np.testing.assert_allclose(np.asarray(v), expected, rtol=1e-4,
                                    atol=1e-6, err_msg=v.path)
 
 
@@ -112,7 +112,7 @@ def test_l2_penalty_matches_numpy_and_gradient():
     assert len(paths) == 6
     kernels = [v for v in model.trainable_variables
                if v.path.split("/")[-1] in KERNEL_NAMES]
-    expected = 0.5 * sum(np.sum(v.numpy() ** 2) for v in kernels)
+    expected = 0.5 * sum(np.sum(np.asarray(v) ** 2) for v in kernels)
     np.testing.assert_allclose(float(keras.ops.sum(model.losses)), expected,
                                rtol=1e-5)
     # The penalty changes the gradient of kernels only.
@@ -123,7 +123,7 @@ def test_l2_penalty_matches_numpy_and_gradient():
     for v in model.trainable_variables:
         extra = with_penalty[v.path] - without[v.path]
         if v.path.split("/")[-1] in KERNEL_NAMES:
-            np.testing.assert_allclose(extra, 2 * 0.5 * v.numpy(),
+            np.testing.assert_allclose(extra, 2 * 0.5 * np.asarray(v),
                                        rtol=1e-4, atol=1e-6)
         else:
             np.testing.assert_allclose(extra, 0.0, atol=1e-7)
@@ -136,11 +136,11 @@ def test_applies_to_an_already_trained_model(mnist_5k):
     model.compile(keras.optimizers.SGD(0.0), "mse")
     target = keras.utils.to_categorical(y[:64], 10)
     model.fit(x[:64], target, epochs=1, verbose=0)
-    kernel = model.layers[-1].kernel.numpy()
+    kernel = np.asarray(model.layers[-1].kernel)
     add_weight_decay(model, 0.5)
     model.fit(x[:64], target, epochs=1, batch_size=64, verbose=0)
-    np.testing.assert_allclose(model.layers[-1].kernel.numpy(), 0.5 * kernel,
-                               rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(model.layers[-1].kernel),
+                               0.5 * kernel, rtol=1e-6)
 
 
 def test_saved_model_keeps_decay_and_penalty(tmp_path):
@@ -178,7 +178,7 @@ def test_decay_kernels_only_with_adamw():
     assert {p.split("/")[-1] for p in excluded} == {"bias", "gamma", "beta",
                                                    "g"}
     model.compile(optimizer, "mse", run_eagerly=True)
-    before = {v.path: v.numpy() for v in model.trainable_variables}
+    before = {v.path: np.asarray(v) for v in model.trainable_variables}
     grads = _grads(model, x, y)
     model.train_on_batch(x, y)
     for v in model.trainable_variables:
@@ -186,7 +186,7 @@ def test_decay_kernels_only_with_adamw():
         if v.path.split("/")[-1] in KERNEL_NAMES:
             w = w - 1e-3 * 0.5 * w  # AdamW decays first, by lr * wd.
         g = grads[v.path]
-        np.testing.assert_allclose(v.numpy(), w - adam_first_step(g, 1e-3),
+        np.testing.assert_allclose(np.asarray(v), w - adam_first_step(g, 1e-3),
                                    rtol=1e-4, atol=1e-6, err_msg=v.path)
 
 
@@ -268,13 +268,13 @@ def test_decay_kernels_only_keeps_kernels_inside_other_layers():
     optimizer = keras.optimizers.AdamW(0.1, weight_decay=0.5)
     excluded = decay_kernels_only(optimizer, model)
     assert excluded and all(p.endswith("bias") for p in excluded)
-    before = [v.numpy() for v in model.trainable_variables]
+    before = [np.asarray(v) for v in model.trainable_variables]
     optimizer.apply([keras.ops.zeros_like(v)
                      for v in model.trainable_variables],
                     model.trainable_variables)
     for v, w in zip(model.trainable_variables, before, strict=True):
         factor = 1.0 if v.path in excluded else 1 - 0.1 * 0.5
-        np.testing.assert_allclose(v.numpy(), w * factor, rtol=1e-6,
+        np.testing.assert_allclose(np.asarray(v), w * factor, rtol=1e-6,
                                    err_msg=v.path)
 
 
@@ -287,13 +287,13 @@ def test_decay_kernels_only_with_a_wrapper_optimizer():
         2, bias_initializer="ones", name="fc")], name="net")
     optimizer = get("ranger", learning_rate=0.1, weight_decay=0.5)
     assert decay_kernels_only(optimizer, model) == ["net/fc/bias"]
-    kernel = model.layers[0].kernel.numpy()
+    kernel = np.asarray(model.layers[0].kernel)
     optimizer.apply([keras.ops.zeros_like(v)
                      for v in model.trainable_variables],
                     model.trainable_variables)
-    np.testing.assert_allclose(model.layers[0].kernel.numpy(),
+    np.testing.assert_allclose(np.asarray(model.layers[0].kernel),
                                kernel * (1 - 0.1 * 0.5), rtol=1e-6)
-    np.testing.assert_allclose(model.layers[0].bias.numpy(), np.ones(2))
+    np.testing.assert_allclose(np.asarray(model.layers[0].bias), np.ones(2))
 
 
 def test_weight_decay_rate_is_per_apply_call_under_accumulation():
@@ -306,7 +306,7 @@ def test_weight_decay_rate_is_per_apply_call_under_accumulation():
     for _ in range(4):
         optimizer.apply([keras.ops.zeros((2, 1))], model.trainable_variables)
     assert int(optimizer.iterations) == 1
-    np.testing.assert_allclose(model.trainable_variables[0].numpy(),
+    np.testing.assert_allclose(np.asarray(model.trainable_variables[0]),
                                np.full((2, 1), 0.9 ** 4), rtol=1e-6)
     assert "per micro-batch" in WeightDecay.__doc__
 
@@ -326,11 +326,11 @@ def test_decay_kernels_only_restricts_lars_coupled_decay(wrapped):
     if wrapped:
         optimizer = Lookahead(optimizer)
     assert decay_kernels_only(optimizer, model) == ["net/fc/bias"]
-    kernel = model.layers[0].kernel.numpy()
+    kernel = np.asarray(model.layers[0].kernel)
     optimizer.apply([keras.ops.zeros((4, 2)), keras.ops.zeros((2,))],
                     model.trainable_variables)
-    np.testing.assert_allclose(model.layers[0].kernel.numpy(),
+    np.testing.assert_allclose(np.asarray(model.layers[0].kernel),
                                kernel * (1 - 0.1 * 0.5), rtol=1e-6)
-    np.testing.assert_array_equal(model.layers[0].bias.numpy(), np.ones(2))
+    np.testing.assert_array_equal(np.asarray(model.layers[0].bias), np.ones(2))
     with pytest.raises(ValueError, match="no weight decay"):
         decay_kernels_only(LARS(), model)

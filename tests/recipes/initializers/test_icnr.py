@@ -18,8 +18,9 @@ def test_subpixel_conv_starts_as_nearest_upsampling(scale):
     # Independent reference: the first 4 filters, then nearest upsampling.
     base = keras.layers.Conv2D(4, 3, padding="same")
     base.build(x.shape)
-    base.set_weights([conv.kernel.numpy()[..., :4], conv.bias.numpy()[:4]])
-    expected = np.repeat(np.repeat(base(x).numpy(), scale, 1), scale, 2)
+    base.set_weights([np.asarray(conv.kernel)[..., :4],
+                      np.asarray(conv.bias)[:4]])
+    expected = np.repeat(np.repeat(np.asarray(base(x)), scale, 1), scale, 2)
     np.testing.assert_allclose(y, expected, atol=1e-5)
 
 

@@ -26,18 +26,19 @@ def numpy_blur_pool(x, taps, strides):
 def test_matches_numpy(taps, strides, size):
     x = np.random.default_rng(0).normal(size=(2, size, size, 3))
     layer = BlurPool2D(filter_size=len(taps), strides=strides)
-    y = layer(x.astype("float32")).numpy()
+    y = np.asarray(layer(x.astype("float32")))
     np.testing.assert_allclose(y, numpy_blur_pool(x, taps, strides),
                                atol=1e-5)
 
 
 def test_channels_first_and_zero_padding():
     x = np.random.default_rng(1).normal(size=(1, 3, 6, 6)).astype("float32")
-    y = BlurPool2D(data_format="channels_first")(x).numpy()
+    y = np.asarray(BlurPool2D(data_format="channels_first")(x))
     expected = numpy_blur_pool(x.transpose(0, 2, 3, 1), [1, 2, 1], 2)
     np.testing.assert_allclose(y.transpose(0, 2, 3, 1), expected, atol=1e-5)
     ones = np.ones((1, 4, 4, 1), "float32")
-    corner = BlurPool2D(padding="zeros", strides=1)(ones).numpy()[0, 0, 0, 0]
+    corner = np.asarray(
+        BlurPool2D(padding="zeros", strides=1)(ones))[0, 0, 0, 0]
     np.testing.assert_allclose(corner, 9 / 16)
 
 
@@ -51,7 +52,7 @@ def test_more_shift_invariant_than_plain_subsampling():
         return np.mean((a - b) ** 2) / np.mean(a ** 2)
 
     blur = BlurPool2D(filter_size=5)
-    blurred = change(lambda v: blur(v).numpy())
+    blurred = change(lambda v: np.asarray(blur(v)))
     plain = change(lambda v: v[:, ::2, ::2, :])
     assert blurred < 0.5 * plain
 

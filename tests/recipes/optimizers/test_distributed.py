@@ -5,6 +5,11 @@ import sys
 
 import pytest
 
+from tests.helpers import only_on
+
+# tf.distribute.MirroredStrategy: TensorFlow only.
+pytestmark = only_on("tensorflow")
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
