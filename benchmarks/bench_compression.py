@@ -129,6 +129,7 @@ def distillation_table(teacher, x, y, x_val, y_val):
                 teacher, make_student(), (x[:1000], y[:1000]),
                 validation_data=(x_val, y_val), temperature=4.0,
                 alpha=alpha, epochs=30, batch_size=128, learning_rate=1e-2,
+                compare_alone=False,  # the "alone" row is its own run
             )
             m = result.metrics
             rows.append((f"{student_name}, {how}", m["student_params"],

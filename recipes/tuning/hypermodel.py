@@ -52,8 +52,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
     Every knob's default is the recipe's own (`recipe_defaults()`: the
     keyword defaults of `fit_image_classifier`, with `"auto"` resolved for
-    this data), so the first trial of every tuner trains exactly what
-    `fit_image_classifier(data)` trains (see
+    this data), so the first trial of every tuner trains what
+    `fit_image_classifier(data)` trains, for the epochs the tuner's budget
+    gives it rather than the recipe's `epochs="auto"` (see
     `recipes.tuning.DefaultsFirstOracle`).
 
     Budgets: with `budget="steps"` a trial's epochs are scaled so that it
