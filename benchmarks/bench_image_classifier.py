@@ -44,7 +44,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from recipes import _training, fit_image_classifier  # noqa: E402
+from recipes import _optimization, _phases, fit_image_classifier  # noqa: E402
 from recipes.backbones import small_cnn  # noqa: E402
 from recipes.data import make_pipeline  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
@@ -170,12 +170,12 @@ def _same_setup(data, epochs, seed):
                                    num_classes=10)
     steps = int(np.ceil(len(x) / BATCH))
     total = epochs * steps
-    peak = _training.default_learning_rate(_DEFAULTS["optimizer"],
+    peak = _optimization.default_learning_rate(_DEFAULTS["optimizer"],
                                            BATCH) * _SCRATCH_LR_SCALE
-    schedule = _training.make_schedule(
+    schedule = _optimization.make_schedule(
         _DEFAULTS["schedule"], peak, total,
         round(_DEFAULTS["warmup_fraction"] * total))
-    model.compile(_training.make_optimizer(_DEFAULTS["optimizer"], schedule,
+    model.compile(_optimization.make_optimizer(_DEFAULTS["optimizer"], schedule,
                                            _DEFAULTS["weight_decay"],
                                            _DEFAULTS["ema_momentum"]),
                   keras.losses.CategoricalCrossentropy(
@@ -187,11 +187,11 @@ def _same_setup(data, epochs, seed):
 
 
 class _FitTimer:
-    """Times the recipe's `fit` (its `_training.fit_phase`) from outside."""
+    """Times the recipe's `fit` (its `_phases.fit_phase`) from outside."""
 
     def __init__(self):
         self.seconds = 0.0
-        self._fit_phase = _training.fit_phase
+        self._fit_phase = _phases.fit_phase
 
     def __enter__(self):
         def timed(*args, **kwargs):
@@ -201,11 +201,11 @@ class _FitTimer:
             finally:
                 self.seconds += time.perf_counter() - start
 
-        _training.fit_phase = timed
+        _phases.fit_phase = timed
         return self
 
     def __exit__(self, *exc):
-        _training.fit_phase = self._fit_phase
+        _phases.fit_phase = self._fit_phase
 
 
 def _run_recipe_fixed(data, epochs, seed):

@@ -359,7 +359,7 @@ def find_image_classifier_batch_size(data, backbone="auto", weights="auto",
     Returns:
         A `BatchSizeResult`.
     """
-    from recipes import _training
+    from recipes import _optimization
     from recipes.backbones import build_backbone, get_backbone_info
     from recipes.data import check_image_size, load_image_data
     from recipes.image_classifier import (
@@ -385,7 +385,7 @@ def find_image_classifier_batch_size(data, backbone="auto", weights="auto",
     model = build_image_classifier(
         backbone_model, info.preprocessing, input_shape=input_shape,
         value_range=images.value_range, num_classes=images.num_classes)
-    model.compile(_training.make_optimizer(optimizer, 1e-3, None),
+    model.compile(_optimization.make_optimizer(optimizer, 1e-3, None),
                   loss="categorical_crossentropy")
     train = images.train
     if size is not None:

@@ -72,7 +72,7 @@ def add_training_arguments(parser, defaults):
                           "or None for the optimizer's, batch-scaled"))
     group.add_argument(
         "--schedule", default=d["schedule"],
-        choices=source_constant("recipes._training", "SCHEDULES"),
+        choices=source_constant("recipes._optimization", "SCHEDULES"),
         help=with_default("learning-rate schedule"))
     group.add_argument("--weight-decay", type=float,
                        default=d["weight_decay"],
@@ -263,7 +263,7 @@ def add_list(subparsers):
 
 
 def _run_list(args):
-    from recipes import _training
+    from recipes import _optimization
     from recipes.backbones import list_backbones
     from recipes.optimizers import list_optimizers
     from recipes.tuning.space import DEFAULT_SPACE
@@ -272,7 +272,7 @@ def _run_list(args):
     return [("optimizers", ", ".join(list_optimizers())),
             ("backbones", ", ".join([*list_backbones(),
                                      "hub:<KerasHub preset>"])),
-            ("schedules", ", ".join(_training.SCHEDULES)),
+            ("schedules", ", ".join(_optimization.SCHEDULES)),
             ("tuners", ", ".join(TUNERS)),
             ("tuning knobs", ", ".join(DEFAULT_SPACE))]
 

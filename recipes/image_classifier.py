@@ -26,7 +26,15 @@ import numpy as np
 
 import callbacks as cb
 from callbacks._validation import check_choice, check_number
-from recipes import _training, distribute
+from recipes import (
+    _checks,
+    _optimization,
+    _phases,
+    _results,
+    _run_dir,
+    _runtime,
+    distribute,
+)
 from recipes.backbones import (
     build_backbone,
     get_backbone_info,
@@ -68,7 +76,7 @@ AUTO_EPOCHS_MIN = 10
 AUTO_EPOCHS_MAX = 60
 
 
-class ImageClassifierResult(_training.ClassifierResult):
+class ImageClassifierResult(_results.ClassifierResult):
     """What `fit_image_classifier` returns.
 
     Beyond `predict`, `predict_proba`, `evaluate` and `interpret` take
@@ -340,7 +348,7 @@ def resolve_epochs(epochs, num_train, batch_size, pretrained=False):
     >>> resolve_epochs(5, num_train=300, batch_size=32)
     5
     """
-    _training.check_epochs(epochs, auto=True)
+    _checks.check_epochs(epochs, auto=True)
     if not (isinstance(epochs, str) and epochs == "auto"):
         return int(epochs)
     check_number("num_train", num_train, low=1, integer=True)
@@ -384,7 +392,7 @@ def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers,
 
 
 def _check_args(kw):
-    _training.check_training_args(
+    _checks.check_training_args(
         epochs=kw["epochs"], batch_size=kw["batch_size"],
         learning_rate=kw["learning_rate"], weight_decay=kw["weight_decay"],
         label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
@@ -627,11 +635,11 @@ def fit_image_classifier(
     kw = dict(locals())
     _check_args(kw)
     _check_output_outside_data(output_dir, data, validation_data)
-    out = _training.OutputDir(output_dir, overwrite,
-                              settings=_training.run_settings(kw))
+    out = _run_dir.OutputDir(output_dir, overwrite,
+                              settings=_run_dir.run_settings(kw))
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    runtime = _training.resolve_runtime(strategy, mixed_precision,
+    runtime = _runtime.resolve_runtime(strategy, mixed_precision,
                                         batch_size)
     size = check_image_size(image_size) if image_size is not None else None
     if size is None and _registry_name(backbone) and backbone != "auto":
@@ -655,7 +663,7 @@ def fit_image_classifier(
             )
         input_shape = (*size, input_shape[2])
 
-    with _training.precision_policy(runtime.policy), \
+    with _runtime.precision_policy(runtime.policy), \
             runtime.strategy.scope():
         backbone_shape = None
         if _registry_name(backbone):
@@ -703,7 +711,7 @@ def fit_image_classifier(
             **{**pipeline,
                "batch_size": max(runtime.batch_size, _EVAL_BATCH)})
     steps = math.ceil(images.num_train / runtime.batch_size)
-    spe = _training.steps_per_execution_for(steps_per_execution, steps,
+    spe = _runtime.steps_per_execution_for(steps_per_execution, steps,
                                             runtime)
     loss = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing)
@@ -714,16 +722,16 @@ def fit_image_classifier(
                   schedule=schedule, warmup_fraction=warmup_fraction,
                   extra_callbacks=list(callbacks or []))
 
-    peak, finder = _training.resolve_learning_rate(
+    peak, finder = _optimization.resolve_learning_rate(
         learning_rate, model=model, make_train=make_train, loss=loss,
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
-        make_optimizer=lambda rate: _training.make_optimizer(
+        make_optimizer=lambda rate: _optimization.make_optimizer(
             optimizer, rate, weight_decay),
         default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE,
         num_examples=images.num_train)
-    history = _training.fit_phase(
+    history = _phases.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
-        optimizer_fn=lambda s: _training.make_optimizer(
+        optimizer_fn=lambda s: _optimization.make_optimizer(
             optimizer, s(peak), weight_decay, ema_momentum), **fit_kw)
 
     if unfrozen:
@@ -735,7 +743,7 @@ def fit_image_classifier(
 
         def two_rates(make):
             return discriminative_optimizer(
-                model, _training.make_optimizer(optimizer, make(head_peak),
+                model, _optimization.make_optimizer(optimizer, make(head_peak),
                                                 weight_decay, ema_momentum),
                 groups=[backbone_model], lr_mult=[backbone_lr_ratio])
 
@@ -747,13 +755,13 @@ def fit_image_classifier(
                 *fit_kw["extra_callbacks"], cb.GradualUnfreezing(
                     stages, unfreeze_at=[first_epoch + k
                                          for k in range(len(stages))])]}
-        second = _training.fit_phase(
+        second = _phases.fit_phase(
             model, phase=2, epochs=fine_tune_epochs,
             initial_epoch=first_epoch, optimizer_fn=two_rates,
             earlier=history, **phase2_kw)
-        history = _training.merge_histories(history, second)
+        history = _phases.merge_histories(history, second)
 
-    metrics = _training.evaluate_splits(model, runtime.strategy, val=val,
+    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)
     config = {
         "backbone": info.name, "weights": _describe_weights(weights, info),
@@ -767,7 +775,7 @@ def fit_image_classifier(
         "unfreeze": unfreeze,
         "backbone_lr_ratio": backbone_lr_ratio, "dropout": dropout,
         "augment": augment, "mixup": mixup, "cutmix": cutmix,
-        **_training.training_config(
+        **_results.training_config(
             runtime=runtime, steps_per_execution=spe, learning_rate=peak,
             requested_learning_rate=learning_rate, used_lr_finder=finder,
             history=history, optimizer=optimizer, schedule=schedule,

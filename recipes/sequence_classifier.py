@@ -23,7 +23,15 @@ import numpy as np
 import tensorflow as tf
 
 from callbacks._validation import check_choice, check_number
-from recipes import _training, distribute
+from recipes import (
+    _checks,
+    _optimization,
+    _phases,
+    _results,
+    _run_dir,
+    _runtime,
+    distribute,
+)
 from recipes.sequence_data import (
     load_sequence_data,
     make_sequence_pipeline,
@@ -127,7 +135,7 @@ def make_clipped_optimizer(name, learning_rate, weight_decay, clipnorm):
     >>> opt.global_clipnorm
     1.0
     """
-    optimizer = _training.make_optimizer(name, learning_rate, weight_decay)
+    optimizer = _optimization.make_optimizer(name, learning_rate, weight_decay)
     # Keras reads `global_clipnorm` when it applies gradients; wrappers such
     # as Lookahead leave the update, clipping included, to their inner one.
     target = getattr(optimizer, "inner_optimizer", optimizer)
@@ -135,7 +143,7 @@ def make_clipped_optimizer(name, learning_rate, weight_decay, clipnorm):
     return optimizer
 
 
-class SequenceClassifierResult(_training.ClassifierResult):
+class SequenceClassifierResult(_results.ClassifierResult):
     """What `fit_sequence_classifier` returns.
 
     `predict`, `predict_proba`, `evaluate` and `interpret` take raw
@@ -206,7 +214,7 @@ def _check_model_args(cell, bidirectional, units, layers, dropout,
 
 
 def _check_args(kw):
-    _training.check_training_args(
+    _checks.check_training_args(
         epochs=kw["epochs"], batch_size=kw["batch_size"],
         learning_rate=kw["learning_rate"], weight_decay=kw["weight_decay"],
         label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
@@ -387,11 +395,11 @@ def fit_sequence_classifier(
     """
     kw = dict(locals())
     _check_args(kw)
-    out = _training.OutputDir(output_dir, overwrite,
-                              settings=_training.run_settings(kw))
+    out = _run_dir.OutputDir(output_dir, overwrite,
+                              settings=_run_dir.run_settings(kw))
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    runtime = _training.resolve_runtime(strategy, mixed_precision,
+    runtime = _runtime.resolve_runtime(strategy, mixed_precision,
                                         batch_size)
     seqs = load_sequence_data(
         data, validation_data=validation_data,
@@ -399,7 +407,7 @@ def fit_sequence_classifier(
         class_names=class_names, seed=seed or 0)
     test = None if test_data is None else _load_test(test_data, seqs)
 
-    with _training.precision_policy(runtime.policy), \
+    with _runtime.precision_policy(runtime.policy), \
             runtime.strategy.scope():
         vectorizer = None
         if seqs.kind == "text":
@@ -430,19 +438,19 @@ def fit_sequence_classifier(
                                      num_examples=seqs.num_validation,
                                      **pipeline)
     steps = math.ceil(seqs.num_train / runtime.batch_size)
-    spe = _training.steps_per_execution_for(steps_per_execution, steps,
+    spe = _runtime.steps_per_execution_for(steps_per_execution, steps,
                                             runtime)
     loss = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
 
-    peak, finder = _training.resolve_learning_rate(
+    peak, finder = _optimization.resolve_learning_rate(
         learning_rate, model=model, make_train=make_train, loss=loss,
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: make_clipped_optimizer(
             optimizer, rate, weight_decay, clipnorm),
         num_examples=seqs.num_train)
-    history = _training.fit_phase(
+    history = _phases.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,
         optimizer_fn=lambda s: make_clipped_optimizer(
             optimizer, s(peak), weight_decay, clipnorm),
@@ -452,7 +460,7 @@ def fit_sequence_classifier(
         warmup_fraction=warmup_fraction,
         extra_callbacks=list(callbacks or []))
 
-    metrics = _training.evaluate_splits(model, runtime.strategy, val=val,
+    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)
     config = {
         "cell": cell, "bidirectional": bidirectional, "units": units,
@@ -467,7 +475,7 @@ def fit_sequence_classifier(
         "class_names": seqs.class_names, "data_source": seqs.source,
         "num_train": seqs.num_train, "num_validation": seqs.num_validation,
         "epochs": epochs, "clipnorm": clipnorm,
-        **_training.training_config(
+        **_results.training_config(
             runtime=runtime, steps_per_execution=spe, learning_rate=peak,
             requested_learning_rate=learning_rate, used_lr_finder=finder,
             history=history, optimizer=optimizer, schedule=schedule,
@@ -548,7 +556,7 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
                  label_smoothing=0.1, weight_decay=0.01, batch_size=64,
                  seed=0, name=None, tunable=True):
         super().__init__(name=name, tunable=tunable)
-        _training.check_training_args(
+        _checks.check_training_args(
             epochs=1, batch_size=batch_size, learning_rate=None,
             weight_decay=weight_decay, label_smoothing=label_smoothing,
             schedule=schedule, warmup_fraction=warmup_fraction,
@@ -587,7 +595,7 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
             self.data.validation, training=False,
             num_examples=self.data.num_validation, **pipeline)
         self.steps = math.ceil(self.data.num_train / batch_size)
-        self.default_learning_rate = _training.default_learning_rate(
+        self.default_learning_rate = _optimization.default_learning_rate(
             optimizer, batch_size)
 
     def build(self, hp):
@@ -617,7 +625,7 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         peak = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log",
                         default=self.default_learning_rate)
         total = epochs * self.steps
-        schedule = _training.make_schedule(
+        schedule = _optimization.make_schedule(
             options["schedule"], peak, total,
             round(options["warmup_fraction"] * total))
         model.compile(
@@ -626,10 +634,10 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
                 hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=1.0)),
             loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=options["label_smoothing"]),
-            metrics=[_training.accuracy_metric()],
-            steps_per_execution=_training.steps_per_execution_for(
+            metrics=[_optimization.accuracy_metric()],
+            steps_per_execution=_runtime.steps_per_execution_for(
                 "auto", self.steps))
-        _training.build_optimizer(model)
+        _optimization.build_optimizer(model)
 
     def fit(self, hp, model, *args, epochs=1, callbacks=None, verbose=0,
             **kwargs):

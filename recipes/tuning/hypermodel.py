@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from callbacks import DivergenceError
 from callbacks._validation import check_choice, check_number
-from recipes import _training
+from recipes import _optimization
 from recipes.backbones import build_backbone, get_backbone_info, is_pretrained
 from recipes.data import load_image_data
 from recipes.image_classifier import (
@@ -330,7 +330,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             return float(self.base_learning_rates[optimizer])
         # The recipe's own default, so that a scale of 1 trains what
         # `fit_image_classifier(learning_rate=None)` would.
-        rate = _training.default_learning_rate(optimizer, batch_size)
+        rate = _optimization.default_learning_rate(optimizer, batch_size)
         return rate if self.pretrained else rate * _SCRATCH_LR_SCALE
 
     def build(self, hp):

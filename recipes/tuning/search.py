@@ -9,7 +9,7 @@ import keras_tuner
 
 from callbacks import _ownership
 from callbacks._validation import check_choice, check_number
-from recipes import _training
+from recipes import _optimization
 from recipes.data import make_pipeline
 from recipes.tuning import space as space_module
 from recipes.tuning.hypermodel import (
@@ -413,9 +413,9 @@ def find_base_learning_rates(hypermodel):
     for name in names:
         keras.backend.clear_session()
         model = hypermodel.build(hp)
-        model.compile(_training.make_optimizer(name, 1e-3, None),
+        model.compile(_optimization.make_optimizer(name, 1e-3, None),
                       loss=keras.losses.CategoricalCrossentropy())
-        found[name], _ = _training.find_peak_learning_rate(model, train)
+        found[name], _ = _optimization.find_peak_learning_rate(model, train)
     return found
 
 

@@ -44,7 +44,7 @@ trained from scratch; or the LR range test's suggestion.
 import dataclasses
 import math
 
-from recipes import _training
+from recipes import _optimization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,7 @@ DEFAULT_SPACE = {
              keyword="optimizer"),
         Knob("learning_rate_scale", "float", (0.25, 4.0), log=True,
              step=2.0),
-        Knob("schedule", "choice", _training.SCHEDULES, keyword="schedule"),
+        Knob("schedule", "choice", _optimization.SCHEDULES, keyword="schedule"),
         Knob("weight_decay", "float", (0.005, 0.5), log=True,
              step=math.sqrt(10.0), keyword="weight_decay"),
         Knob("dropout", "float", (0.0, 0.4), step=0.1, keyword="dropout"),

@@ -1,4 +1,4 @@
-"""The recipes' run directory (`recipes._training.OutputDir`) and
+"""The recipes' run directory (`recipes._run_dir.OutputDir`) and
 optimizer building before `fit`."""
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recipes import _training, fit_image_classifier
-from recipes._training import OutputDir
+from recipes import _optimization, fit_image_classifier
+from recipes._run_dir import OutputDir
 
 HEADER = "epoch,accuracy,loss,val_accuracy,val_loss\n"
 
@@ -95,7 +95,7 @@ def test_build_optimizer_traces_the_train_step_once(digits_8x8):
         model.compile(keras.optimizers.AdamW(1e-3),
                       "sparse_categorical_crossentropy")
         if prebuilt:
-            _training.build_optimizer(model)
+            _optimization.build_optimizer(model)
             assert model.optimizer.built
             # Adam's two slots per trainable variable exist before `fit`.
             slots = {v.path for v in model.optimizer.variables}
