@@ -50,7 +50,7 @@ from recipes.data import make_pipeline  # noqa: E402
 from recipes.datasets import load_mnist_5k  # noqa: E402
 from recipes.image_classifier import (  # noqa: E402
     _EVAL_BATCH,
-    _SCRATCH_LR_SCALE,
+    SCRATCH_LR_SCALE,
     build_image_classifier,
 )
 
@@ -171,7 +171,7 @@ def _same_setup(data, epochs, seed):
     steps = int(np.ceil(len(x) / BATCH))
     total = epochs * steps
     peak = _optimization.default_learning_rate(_DEFAULTS["optimizer"],
-                                           BATCH) * _SCRATCH_LR_SCALE
+                                           BATCH) * SCRATCH_LR_SCALE
     schedule = _optimization.make_schedule(
         _DEFAULTS["schedule"], peak, total,
         round(_DEFAULTS["warmup_fraction"] * total))

@@ -338,7 +338,7 @@ def _retrace(model):
     model.make_train_function(force=True)
 
 
-def _check_model(callback, model):
+def check_model(callback, model):
     if model is None or getattr(model, "optimizer", None) is None:
         raise ValueError(
             f"{type(callback).__name__} needs a compiled model with an "
@@ -361,7 +361,7 @@ def attach(callback, model):
         The `LRControl`; its `scale` variable multiplies the learning rate
         from the next step on.
     """
-    _check_model(callback, model)
+    check_model(callback, model)
     token = getattr(callback, "params", None)
     control = get(model)
     if control is not None and control.token is not token:

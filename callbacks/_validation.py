@@ -112,3 +112,18 @@ def check_backend(what, unsupported, reason):
             f"{what} does not work on the {backend} backend: {reason}. "
             f"Received: backend={backend!r}"
         )
+
+
+def check_schedule(name, schedule):
+    """`schedule` as a `LearningRateSchedule` (a serialized dict is
+    deserialized); anything else is refused with a `TypeError`."""
+    if isinstance(schedule, dict):
+        schedule = keras.optimizers.schedules.deserialize(schedule)
+    schedules = keras.optimizers.schedules
+    if not isinstance(schedule, schedules.LearningRateSchedule):
+        raise TypeError(
+            f"Argument `{name}` must be a "
+            "`keras.optimizers.schedules.LearningRateSchedule`. "
+            f"Received: {name}={schedule!r}"
+        )
+    return schedule

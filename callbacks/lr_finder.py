@@ -221,7 +221,7 @@ class LRFinder:
                 `x` and `y` have different lengths, or `y` is given with a
                 dataset.
         """
-        _lr_control._check_model(self, model)
+        _lr_control.check_model(self, model)
         batches = _batches(x, y, batch_size)
         first = next(batches, None)
         if first is None:

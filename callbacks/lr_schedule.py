@@ -9,7 +9,7 @@ import keras
 
 from callbacks import _lr_control
 from callbacks import schedules as schedules_lib
-from callbacks._validation import check_number
+from callbacks._validation import check_number, check_schedule
 
 
 class ScheduleLR(keras.callbacks.Callback):
@@ -63,9 +63,9 @@ class ScheduleLR(keras.callbacks.Callback):
     def __init__(self, schedule, restart=True, momentum_schedule=None,
                  verbose=0):
         super().__init__()
-        self.schedule = schedules_lib._check_schedule("schedule", schedule)
+        self.schedule = check_schedule("schedule", schedule)
         if momentum_schedule is not None:
-            momentum_schedule = schedules_lib._check_schedule(
+            momentum_schedule = check_schedule(
                 "momentum_schedule", momentum_schedule)
         self.momentum_schedule = momentum_schedule
         self.restart = bool(restart)

@@ -24,7 +24,7 @@ import keras
 from keras import ops
 
 from callbacks._api import register
-from callbacks._validation import check_choice, check_number
+from callbacks._validation import check_choice, check_number, check_schedule
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -36,18 +36,6 @@ def _step(step):
 def _deserialize(schedule):
     if isinstance(schedule, dict):
         return keras.optimizers.schedules.deserialize(schedule)
-    return schedule
-
-
-def _check_schedule(name, schedule):
-    if isinstance(schedule, dict):
-        schedule = keras.optimizers.schedules.deserialize(schedule)
-    if not isinstance(schedule, LearningRateSchedule):
-        raise TypeError(
-            f"Argument `{name}` must be a "
-            "`keras.optimizers.schedules.LearningRateSchedule`. "
-            f"Received: {name}={schedule!r}"
-        )
     return schedule
 
 
@@ -196,7 +184,7 @@ class JoinSchedules(LearningRateSchedule):
                 f"Received: schedules={schedules!r}"
             )
         self.schedules = [
-            _check_schedule("schedules", s) for s in schedules]
+            check_schedule("schedules", s) for s in schedules]
         boundaries = _check_sequence("boundaries", boundaries)
         if len(boundaries) != len(self.schedules) - 1:
             raise ValueError(
@@ -633,7 +621,7 @@ class Warmup(LearningRateSchedule):
         if isinstance(schedule, (int, float)) and not isinstance(
                 schedule, bool):
             schedule = ConstantSchedule(float(schedule))
-        self.schedule = _check_schedule("schedule", schedule)
+        self.schedule = check_schedule("schedule", schedule)
         self.warmup_steps = check_number("warmup_steps", warmup_steps, low=0,
                                          low_inclusive=False, integer=True)
         self.initial_learning_rate = check_number(

@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 from recipes._optimization import SCHEDULES
 
 

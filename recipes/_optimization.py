@@ -6,7 +6,7 @@ peak learning rate (registry default, given, or an LR range test)."""
 import keras
 
 import callbacks as cb
-from callbacks._validation import check_choice
+from callbacks._internal import check_choice
 from recipes import distribute
 from recipes import optimizers as optimizer_registry
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 import callbacks as cb
-from callbacks._validation import check_number
+from callbacks._internal import check_number
 
 
 def evaluate_splits(model, strategy=None, **splits):

@@ -11,7 +11,7 @@ import tempfile
 import keras
 import numpy as np
 
-from callbacks import _ownership
+from callbacks._internal import ownership
 from callbacks.checkpointing import (
     Checkpointing,
     checkpoint_status,
@@ -26,7 +26,7 @@ class OutputDir:
     """A run directory: best model, history, logs, config, plots.
 
     The directory's manifest (`.keras-recipes.json`, see
-    `callbacks._ownership`) lists what the recipe created there and the
+    `callbacks._internal.ownership`) lists what the recipe created there and the
     settings the run started with. Only listed entries are ever replaced or
     deleted. A file or folder of the recipe's names that the manifest does
     not list (a user's own `run.json`, `best.keras`, `checkpoints/`) is
@@ -83,7 +83,7 @@ class OutputDir:
                 f"output_dir={self.path!r} (an existing file)"
             )
         self.overwrite = overwrite
-        self._foreign = _ownership.foreign(self.path, self.FILES + self.DIRS)
+        self._foreign = ownership.foreign(self.path, self.FILES + self.DIRS)
         received = f"Received: output_dir={self.path!r}"
         if self._foreign and not overwrite:
             raise ValueError(
@@ -108,8 +108,8 @@ class OutputDir:
                 )
             self._restart = True
         elif self._resumable():
-            changes = _ownership.changed_settings(
-                _ownership.read_manifest(self.path).get("settings"),
+            changes = ownership.changed_settings(
+                ownership.read_manifest(self.path).get("settings"),
                 settings)
             if changes and not overwrite:
                 raise ValueError(
@@ -131,12 +131,12 @@ class OutputDir:
             atexit.register(shutil.rmtree, self._root, True)
             return
         if self._restart:
-            _ownership.remove_owned(self.path)
+            ownership.remove_owned(self.path)
         fresh = not self._owns("run.json")
         # Listed before they exist; a user's file of the same name
         # (`overwrite=True`) is written over but never listed, so never
         # deleted.
-        _ownership.claim(
+        ownership.claim(
             self.path, *(n for n in self.FILES + self.DIRS
                          if n not in self._foreign),
             settings=self.settings)
@@ -154,7 +154,7 @@ class OutputDir:
         return os.path.join(self.path, name)
 
     def _owns(self, name):
-        return (name in _ownership.owned(self.path)
+        return (name in ownership.owned(self.path)
                 and os.path.lexists(self._shared(name)))
 
     def _run_json(self):
@@ -324,7 +324,7 @@ class OutputDir:
             "best_is_final": bool(same)})
         if status == "finished":
             # What a finished run no longer needs: its crash-resume state.
-            _ownership.remove_owned(self.path, ["checkpoints"])
+            ownership.remove_owned(self.path, ["checkpoints"])
 
 
 def _link_over(source, target):
@@ -359,10 +359,10 @@ def run_settings(arguments, ignore=("output_dir", "overwrite", "verbose",
     What a resumed run is checked against (see `OutputDir`): every keyword
     argument but those in `ignore` (where the run is written, how it
     reports, and callbacks, which a user may add to watch a resumed run),
-    described by `callbacks._ownership.describe` (arrays by shape, dtype
-    and a hash of their bytes).
+    described by `callbacks._internal.ownership.describe` (arrays by
+    shape, dtype and a hash of their bytes).
     """
-    return {name: _ownership.describe(value)
+    return {name: ownership.describe(value)
             for name, value in arguments.items() if name not in ignore}
 
 

@@ -24,7 +24,7 @@ import zipfile
 import keras
 import numpy as np
 
-from callbacks._validation import check_choice
+from callbacks._internal import check_choice
 from recipes.loading import import_keras_hub, import_model_packages
 
 _PREPROCESSING = ("unit", "tf", "torch", "caffe", "raw255", "none")

@@ -29,7 +29,7 @@ import time
 import keras
 import numpy as np
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 
 MODES = ("auto", "memory", "throughput")
 # Binary search stops when the gap between a size that fits and one that

@@ -31,8 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks._validation import check_choice, check_number
-from recipes.datasets import _split
+from callbacks._internal import check_choice, check_number
+from recipes._splits import hold_out
 
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _AUGMENTATIONS = ("default", "flip", "randaugment", "none")
@@ -422,36 +422,6 @@ def _count(source):
     return n
 
 
-def _hold_out(source, fraction, seed):
-    """Split `source` into train/validation datasets (stratified by label)."""
-    n = len(source.labels)
-    size = int(round(n * fraction))
-    if size < 1 or size >= n:
-        raise ValueError(
-            f"Argument `validation_split` leaves an empty training or "
-            f"validation set for {n} examples. Received: "
-            f"validation_split={fraction}"
-        )
-    (train_idx, _), (val_idx, _) = _split(
-        np.arange(n), source.labels, size, seed, stratify=True)
-    is_val = np.zeros(n, dtype=bool)
-    is_val[val_idx] = True
-    mask = tf.constant(is_val)
-    numbered = source.dataset.enumerate()
-
-    def part(keep_val):
-        def wanted(index, element):
-            return tf.equal(mask[index], keep_val)
-
-        def drop_index(index, element):
-            return element
-
-        return numbered.filter(wanted).map(drop_index)
-
-    return part(False), part(True), len(train_idx), len(val_idx), (
-        source.labels[train_idx])
-
-
 def load_image_data(data, *, validation_data=None, validation_split=0.2,
                     split="train", data_dir=None,
                     image_size=None, class_names=None, seed=0,
@@ -563,7 +533,7 @@ def load_image_data(data, *, validation_data=None, validation_split=0.2,
         train_ds, val_ds = head.dataset, tail.dataset
         n_train, n_val = _count(head), _count(tail)
     else:
-        train_ds, val_ds, n_train, n_val, kept = _hold_out(
+        train_ds, val_ds, n_train, n_val, kept = hold_out(
             train, validation_split, seed)
         if len(np.unique(kept)) < 2:
             _fail("data", "must hold at least 2 classes after the validation "

@@ -19,7 +19,8 @@ extra (`pip install keras-recipes[dev]`).
 
 import numpy as np
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
+from recipes._splits import split_arrays
 
 
 def _require(module, package):
@@ -30,28 +31,6 @@ def _require(module, package):
             f"This dataset needs the `{package}` package: "
             f"`pip install {package}` (or `pip install keras-recipes[dev]`)."
         ) from e
-
-
-def _split(x, y, validation_size, seed, stratify):
-    n = len(x)
-    rng = np.random.default_rng(seed)
-    if not stratify:
-        order = rng.permutation(n)
-        val, train = order[:validation_size], order[validation_size:]
-    else:
-        # Per-class shares rounded so the total is exactly validation_size.
-        classes, counts = np.unique(y, return_counts=True)
-        quota = np.floor(counts * validation_size / n).astype(int)
-        rest = validation_size - quota.sum()
-        quota[np.argsort(-(counts * validation_size / n - quota))[:rest]] += 1
-        val, train = [], []
-        for c, q in zip(classes, quota, strict=True):
-            idx = rng.permutation(np.flatnonzero(y == c))
-            val.append(idx[:q])
-            train.append(idx[q:])
-        val = rng.permutation(np.concatenate(val))
-        train = rng.permutation(np.concatenate(train))
-    return (x[train], y[train]), (x[val], y[val])
 
 
 def load_mnist_5k(validation_size=1000, seed=0, stratify=True,
@@ -90,7 +69,7 @@ def load_mnist_5k(validation_size=1000, seed=0, stratify=True,
     x, y = data.mnist_data()
     x = x.reshape(-1, 28, 28, 1)
     x = (x / 255.0).astype("float32") if normalize else x.astype("uint8")
-    return _split(x, y.astype("int64"), validation_size, seed, stratify)
+    return split_arrays(x, y.astype("int64"), validation_size, seed, stratify)
 
 
 def load_digits_8x8(validation_size=297, seed=0, stratify=True,
@@ -122,7 +101,7 @@ def load_digits_8x8(validation_size=297, seed=0, stratify=True,
     x = digits.images.reshape(-1, 8, 8, 1) / 16.0
     x = x.astype("float32") if normalize else (x * 255).round().astype(
         "uint8")
-    return _split(x, digits.target.astype("int64"), validation_size, seed,
+    return split_arrays(x, digits.target.astype("int64"), validation_size, seed,
                   stratify)
 
 

@@ -17,7 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 
 logger = logging.getLogger(__name__)
 

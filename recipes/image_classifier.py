@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 import callbacks as cb
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 from recipes import (
     _checks,
     _optimization,
@@ -62,7 +62,7 @@ _DEFAULT_PRETRAINED = "efficientnetv2_b0"
 # epochs, seeds 0 and 1: 97.5% validation accuracy at epoch 3 and 3 at
 # 2e-3, at epoch 3 and 6 at 1e-3; 6 epochs at 2e-3: epoch 3-4, and 98% in
 # 3 of 3 seeds).
-_SCRATCH_LR_SCALE = 2.0
+SCRATCH_LR_SCALE = 2.0
 # Batch of the validation and test passes (at least the global training
 # batch): inference keeps no activations for a backward pass, and bigger
 # batches run faster (MNIST-5k validation, small_cnn, 2 CPU cores: 0.25 s
@@ -727,7 +727,7 @@ def fit_image_classifier(
         out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
         make_optimizer=lambda rate: _optimization.make_optimizer(
             optimizer, rate, weight_decay),
-        default_scale=1.0 if pretrained else _SCRATCH_LR_SCALE,
+        default_scale=1.0 if pretrained else SCRATCH_LR_SCALE,
         num_examples=images.num_train)
     history = _phases.fit_phase(
         model, phase=1, epochs=epochs, initial_epoch=0,

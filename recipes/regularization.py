@@ -22,8 +22,7 @@ a custom layer, which would lose it on reload: give those layers
 
 import keras
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 from recipes.optimizers._wrapper import innermost_optimizer
 from recipes.optimizers.lars import LARS
 

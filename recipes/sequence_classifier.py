@@ -22,7 +22,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 from recipes import (
     _checks,
     _optimization,

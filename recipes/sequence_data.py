@@ -31,9 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks._validation import check_number
-from recipes.data import _hold_out
-from recipes.datasets import _split
+from callbacks._internal import check_number
+from recipes._splits import hold_out, split_arrays
 
 
 @dataclasses.dataclass
@@ -332,11 +331,11 @@ def load_sequence_data(data, *, validation_data=None, validation_split=0.2,
         n_train, n_val = len(labels), 0
     else:
         if isinstance(x, tf.data.Dataset):
-            train, val, n_train, n_val, kept = _hold_out(
+            train, val, n_train, n_val, kept = hold_out(
                 types.SimpleNamespace(dataset=x, labels=labels),
                 validation_split, seed)
         else:
-            (train_x, kept), (val_x, val_labels) = _split(
+            (train_x, kept), (val_x, val_labels) = split_arrays(
                 x, labels, _validation_size(len(labels), validation_split),
                 seed, stratify=True)
             train = _to_dataset(train_x, kept)

@@ -28,7 +28,7 @@ References:
 import keras
 import numpy as np
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 
 TTA_POLICIES = ("auto", "shift", "flip")
 # A fixed translation of 5% of the side: the mean size of the image

@@ -14,7 +14,7 @@ import warnings
 import keras
 import numpy as np
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
 from callbacks.schedules import WarmupCosineDecay
 from recipes.compress._checks import (
     check_labelled_data,

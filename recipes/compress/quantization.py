@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 from recipes.compress._checks import (
     check_batch_shape,
     check_labelled_data,

@@ -5,7 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
+from recipes.initializers._common import check_functional_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,24 +55,6 @@ class LSUVReport:
                 f"{'yes' if r.converged else 'NO'}"
             )
         return "\n".join(lines)
-
-
-def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Argument `model` must be a keras.Model. Received: model={model!r}"
-        )
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ValueError(
-            "Argument `model` must be a built functional or Sequential model "
-            "(with a known input); subclassed models have no layer graph to "
-            f"probe. Received: model={model.name!r}"
-        )
-    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _layer_input(model, inputs, layer, batch):
@@ -170,7 +153,7 @@ def lsuv(model, batch, tol=0.1, max_iter=10, orthogonal=True, seed=None):
     tol = check_number("tol", tol, low=0.0, low_inclusive=False)
     max_iter = check_number("max_iter", max_iter, low=1, integer=True)
     seed = check_number("seed", seed, integer=True, allow_none=True)
-    inputs = _check_model(model)
+    inputs = check_functional_model(model)
     if batch is None or any(b is None for b in keras.tree.flatten(batch)):
         raise ValueError(
             "Argument `batch` must be a batch of inputs (an array, or a "

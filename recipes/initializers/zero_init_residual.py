@@ -2,7 +2,7 @@
 
 import keras
 
-from recipes.initializers.lsuv import _check_model
+from recipes.initializers._common import check_functional_model
 
 _NORMS = (keras.layers.BatchNormalization,)
 
@@ -85,7 +85,7 @@ def zero_init_residual(model):
         - [Goyal et al., 2017](https://arxiv.org/abs/1706.02677): Accurate,
           Large Minibatch SGD: Training ImageNet in 1 Hour (section 5.1).
     """
-    _check_model(model)
+    check_functional_model(model)
     producer, consumers = _producers(model)
     zeroed = []
     for layer in model.layers:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
 
 
 def check_axis(axis):

@@ -6,8 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number, register
 
 
 def binomial_filter(size):

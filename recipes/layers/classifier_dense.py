@@ -2,7 +2,7 @@
 
 import keras
 
-from callbacks._api import register
+from callbacks._internal import register
 
 
 def _check_class_names(class_names):

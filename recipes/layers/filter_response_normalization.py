@@ -7,7 +7,7 @@ normalization followed by ReLU.
 import keras
 from keras import ops
 
-from callbacks._api import register
+from callbacks._internal import register
 from recipes.layers._channel_norm import (
     ChannelNormalization,
     channel_layout,

@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from callbacks._api import register
+from callbacks._internal import register
 from recipes.layers._channel_norm import ChannelNormalization, masked_mean
 
 

@@ -4,8 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 
 
 def _check_feature_range(feature_range):

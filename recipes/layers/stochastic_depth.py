@@ -10,8 +10,7 @@ rate)` so that at inference the layer is the identity.
 import keras
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 
 
 def _drop_path(inputs, rate, seed_generator):

@@ -2,7 +2,7 @@
 
 import keras
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
 
 BASE_KWARGS = (
     "weight_decay",

@@ -2,8 +2,7 @@
 
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 from recipes.optimizers._wrapper import WrapperOptimizer, innermost_optimizer
 
 

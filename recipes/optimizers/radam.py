@@ -4,8 +4,7 @@ import math
 
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 from recipes.optimizers._common import MomentOptimizer, as_dense
 
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from callbacks._api import register
+from callbacks._internal import register
 from recipes.optimizers._common import BASE_KWARGS
 from recipes.optimizers.gradient_transform import GradientTransform
 from recipes.optimizers.lookahead import Lookahead

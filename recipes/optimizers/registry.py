@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import keras
 
-from callbacks._validation import check_number
+from callbacks._internal import check_number
 from recipes.optimizers._common import check_beta, check_learning_rate
 from recipes.optimizers.adabelief import AdaBelief
 from recipes.optimizers.gradient_transform import GradientTransform

@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_backend, check_number
+from callbacks._internal import check_backend, check_number, register
 
 
 @register

@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-from callbacks._api import register
-from callbacks._validation import check_number
+from callbacks._internal import check_number, register
 from recipes.optimizers._common import MomentOptimizer, as_dense
 
 

@@ -8,12 +8,12 @@ import keras_tuner
 import tensorflow as tf
 
 from callbacks import DivergenceError
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number
 from recipes import _optimization
 from recipes.backbones import build_backbone, get_backbone_info, is_pretrained
 from recipes.data import load_image_data
 from recipes.image_classifier import (
-    _SCRATCH_LR_SCALE,
+    SCRATCH_LR_SCALE,
     build_image_classifier,
     check_image_classifier_args,
     fit_image_classifier,
@@ -331,7 +331,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         # The recipe's own default, so that a scale of 1 trains what
         # `fit_image_classifier(learning_rate=None)` would.
         rate = _optimization.default_learning_rate(optimizer, batch_size)
-        return rate if self.pretrained else rate * _SCRATCH_LR_SCALE
+        return rate if self.pretrained else rate * SCRATCH_LR_SCALE
 
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""

@@ -7,8 +7,7 @@ import os
 
 import keras_tuner
 
-from callbacks import _ownership
-from callbacks._validation import check_choice, check_number
+from callbacks._internal import check_choice, check_number, ownership
 from recipes import _optimization
 from recipes.data import make_pipeline
 from recipes.tuning import space as space_module
@@ -299,7 +298,7 @@ def tune_image_classifier(
     _check_args(tuner, max_trials, max_epochs, objective, factor,
                 executions_per_trial, budget)
     check_choice("verbose", verbose, (0, 1, 2))
-    project_name = _ownership.check_path_part("project_name", project_name)
+    project_name = ownership.check_path_part("project_name", project_name)
     if os.path.isfile(os.fspath(directory)):
         raise ValueError(
             "Argument `directory` must be a folder (or a path to create "
@@ -316,7 +315,7 @@ def tune_image_classifier(
     project_dir = os.path.join(os.fspath(directory), project_name)
     if hyperparameters is not None:
         settings["hyperparameters"] = hyperparameters.get_config()
-    _open_project(project_dir, _ownership.describe(settings), overwrite,
+    _open_project(project_dir, ownership.describe(settings), overwrite,
                   f"directory={directory!r}, project_name={project_name!r}")
     if lr_range_test:
         _set_base_learning_rates(hypermodel, project_dir, overwrite)
@@ -340,7 +339,7 @@ def tune_image_classifier(
 def _open_project(project_dir, settings, overwrite, received):
     """Check the project folder is ours and its search ours to resume;
     with `overwrite`, delete what the search created there before."""
-    clash = [name for name in _ownership.foreign(project_dir)
+    clash = [name for name in ownership.foreign(project_dir)
              if any(fnmatch.fnmatch(name, p) for p in _SEARCH_FILES)]
     if clash:
         # Keras Tuner would reload or write over them, and they are not
@@ -353,10 +352,10 @@ def _open_project(project_dir, settings, overwrite, received):
             f"`project_name`. Received: {received}"
         )
     if overwrite:
-        _ownership.remove_owned(project_dir)
-    elif _ownership.owned(project_dir):
-        changes = _ownership.changed_settings(
-            _ownership.read_manifest(project_dir).get("settings"), settings)
+        ownership.remove_owned(project_dir)
+    elif ownership.owned(project_dir):
+        changes = ownership.changed_settings(
+            ownership.read_manifest(project_dir).get("settings"), settings)
         if changes:
             raise ValueError(
                 "Arguments `directory` and `project_name` name an earlier "
@@ -366,7 +365,7 @@ def _open_project(project_dir, settings, overwrite, received):
                 "over, or choose another `project_name`. Received: "
                 f"{received}"
             )
-    _ownership.claim(project_dir, settings=settings)
+    ownership.claim(project_dir, settings=settings)
 
 
 def _set_base_learning_rates(hypermodel, project_dir, overwrite):

@@ -34,8 +34,7 @@ import keras_tuner
 from keras_tuner import oracles
 from keras_tuner.engine.trial import TrialStatus
 
-from callbacks import _ownership
-from callbacks._validation import check_choice
+from callbacks._internal import check_choice, ownership
 
 TUNERS = ("hyperband", "bayesian", "random", "grid")
 """Names `tune_image_classifier(tuner=...)` accepts."""
@@ -60,8 +59,9 @@ def atomic_write_json(path, state):
 def write_owned_json(project_dir, name, path, state):
     """`atomic_write_json`, after listing `name` (the entry of `project_dir`
     that holds `path`) in the project's ownership manifest, so that only
-    what the search created is ever deleted (see `callbacks._ownership`)."""
-    _ownership.claim(project_dir, name)
+    what the search created is ever deleted (see
+    `callbacks._internal.ownership`)."""
+    ownership.claim(project_dir, name)
     atomic_write_json(path, state)
 
 
@@ -101,7 +101,7 @@ class AtomicStateOracle:
     def _get_trial_dir(self, trial_id):
         # Listed before Keras Tuner creates it, so a kill in between leaves
         # no folder of ours unlisted (which a resume would refuse).
-        _ownership.claim(self._project_dir, f"trial_{trial_id}")
+        ownership.claim(self._project_dir, f"trial_{trial_id}")
         return super()._get_trial_dir(trial_id)
 
     def _save_trial(self, trial):
@@ -230,7 +230,7 @@ class RecipeTuner(keras_tuner.Tuner):
 
     def get_trial_dir(self, trial_id):
         # See `AtomicStateOracle._get_trial_dir`.
-        _ownership.claim(self.project_dir, f"trial_{trial_id}")
+        ownership.claim(self.project_dir, f"trial_{trial_id}")
         return super().get_trial_dir(trial_id)
 
     def save(self):
