@@ -6,7 +6,7 @@ import numbers
 import keras
 
 from callbacks._internal import check_choice, check_number
-from recipes._optimization import SCHEDULES
+from recipes.schedules import list_schedules
 
 
 def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
@@ -31,7 +31,7 @@ def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
     check_number("weight_decay", weight_decay, low=0.0, allow_none=True)
     check_number("label_smoothing", label_smoothing, low=0.0, high=1.0,
                  high_inclusive=False)
-    check_choice("schedule", schedule, SCHEDULES)
+    check_choice("schedule", schedule, list_schedules())
     check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0,
                  high_inclusive=False)
     if steps_per_execution != "auto":

@@ -1,9 +1,9 @@
 """Helpers shared by the command-line modules (`cli`, `tuning_cli`).
 
-Argument types for `argparse`, option defaults read from the recipes'
-source, the reading of `.npz` data arguments, and the run-and-report step
-every command ends with. Nothing here imports TensorFlow: `--help` and
-argument errors answer before it is loaded.
+Argument types for `argparse`, option defaults and registry names read
+from the recipes' source, the reading of `.npz` data arguments, and the
+run-and-report step every command ends with. Nothing here imports
+TensorFlow: `--help` and argument errors answer before it is loaded.
 """
 
 import argparse
@@ -80,6 +80,71 @@ def source_constant(module, name):
                 for t in node.targets):
             return ast.literal_eval(node.value)
     raise LookupError(f"No literal {name!r} in {module}")
+
+
+def registered_names(module, register):
+    """The names a registry module registers, read from its source.
+
+    Reads the top-level calls `register(NAME, ...)` of `module`, NAME a
+    string literal or a variable of a `for` loop over a literal table (as
+    `recipes.backbones` registers its `keras.applications` entries), so
+    the command line lists a registry's names without importing it.
+
+    Args:
+        module: Dotted module name, e.g. `"recipes.schedules"`.
+        register: Name of the module's registering function.
+
+    Returns:
+        The names, in the order the source registers them.
+    """
+    names = []
+    for node in _module_tree(module).body:
+        names += _registered(node, register, {})
+    if not names:
+        raise LookupError(f"No {register}(...) calls in {module}")
+    return names
+
+
+def _registered(node, register, bound):
+    if isinstance(node, ast.For):
+        targets = node.target.elts if isinstance(
+            node.target, ast.Tuple) else [node.target]
+        names = []
+        for row in ast.literal_eval(node.iter):
+            row = row if isinstance(node.target, ast.Tuple) else (row,)
+            values = {t.id: v for t, v in zip(targets, row, strict=True)}
+            for child in node.body:
+                names += _registered(child, register, {**bound, **values})
+        return names
+    call = node.value if isinstance(node, ast.Expr | ast.Assign) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == register):
+        return []
+    first = call.args[0]
+    if isinstance(first, ast.Name):
+        return [bound[first.id]]
+    return [ast.literal_eval(first)]
+
+
+def recipe_option(parser, flag, defaults, help, **kwargs):
+    """Add an option that sets the recipe keyword of the same name.
+
+    Its default is the recipe's (`defaults`, from `source_defaults`), never
+    a copy, and its help text ends with it.
+
+    Args:
+        parser: An `argparse` parser or argument group.
+        flag: The option, e.g. `"--batch-size"` (keyword `batch_size`).
+        defaults: The recipe's keyword defaults.
+        help: Help text, without the default.
+        **kwargs: Passed to `add_argument` (`type`, `choices`, ...).
+
+    Returns:
+        The `argparse` action.
+    """
+    dest = kwargs.pop("dest", flag[2:].replace("-", "_"))
+    return parser.add_argument(flag, dest=dest, default=defaults[dest],
+                               help=with_default(help), **kwargs)
 
 
 def with_default(text):

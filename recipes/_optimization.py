@@ -1,49 +1,25 @@
-"""The optimizer side of a recipe: schedules picked by name, optimizers
-from the registry with weight decay off biases and norms, and the phase-1
-peak learning rate (registry default, given, or an LR range test)."""
+"""The optimizer side of a recipe: schedules by name (the registry in
+`recipes.schedules`), optimizers from the registry with weight decay off
+biases and norms, and the phase-1 peak learning rate (registry default,
+given, or an LR range test)."""
 
 
 import keras
 
 import callbacks as cb
-from callbacks._internal import check_choice
-from recipes import distribute
+from recipes import distribute, schedules
 from recipes import optimizers as optimizer_registry
 
-SCHEDULES = ("warmup_cosine", "one_cycle", "cyclical", "constant")
+# The names registered when this module was imported; kept for code that
+# reads them here (the checks, CLI and tuner read the registry itself).
+SCHEDULES = tuple(schedules.list_schedules())
 
 
 # Layers whose variables weight decay leaves alone (biases, norm scales).
 _NO_DECAY = ["bias", "gamma", "beta"]
 
-
-def make_schedule(schedule, peak_learning_rate, total_steps, warmup_steps):
-    """A learning-rate schedule from `callbacks` by name.
-
-    Args:
-        schedule: `"warmup_cosine"` (linear warmup then cosine decay to 0),
-            `"one_cycle"` (Smith & Topin), `"cyclical"` (triangular between
-            peak/10 and peak, two cycles) or `"constant"`.
-        peak_learning_rate: Highest learning rate.
-        total_steps: Optimizer steps of the phase.
-        warmup_steps: Warmup steps (`"warmup_cosine"` only).
-
-    Returns:
-        A `LearningRateSchedule`, or a float for `"constant"`.
-    """
-    check_choice("schedule", schedule, SCHEDULES)
-    total_steps = max(int(total_steps), 1)
-    if schedule == "constant":
-        return float(peak_learning_rate)
-    if schedule == "one_cycle":
-        return cb.OneCycleSchedule(peak_learning_rate, total_steps)
-    if schedule == "cyclical":
-        return cb.CyclicalLearningRate(
-            peak_learning_rate / 10, peak_learning_rate,
-            step_size=max(total_steps // 4, 1))
-    return cb.WarmupCosineDecay(peak_learning_rate, total_steps,
-                                warmup_steps=min(warmup_steps,
-                                                 total_steps - 1))
+# The phases build their schedules here (see `recipes.schedules`).
+make_schedule = schedules.make_schedule
 
 
 def make_optimizer(name, learning_rate, weight_decay, ema_momentum=None):

@@ -26,8 +26,8 @@ from recipes._cli_common import (
     int_or_name,
     load_images,
     none_or,
+    registered_names,
     run_command,
-    source_constant,
     source_defaults,
     with_default,
 )
@@ -72,7 +72,7 @@ def add_training_arguments(parser, defaults):
                           "or None for the optimizer's, batch-scaled"))
     group.add_argument(
         "--schedule", default=d["schedule"],
-        choices=source_constant("recipes._optimization", "SCHEDULES"),
+        choices=registered_names("recipes.schedules", "register_schedule"),
         help=with_default("learning-rate schedule"))
     group.add_argument("--weight-decay", type=float,
                        default=d["weight_decay"],
@@ -255,24 +255,26 @@ def _run_fit_image_classifier(args):
 def add_list(subparsers):
     """The `list` command: the names the registries accept."""
     parser = subparsers.add_parser(
-        "list", help="list optimizers, backbones, schedules, tuners and "
-        "tuning knobs", description="Print the names each registry "
+        "list", help="list optimizers, backbones, schedules, augmentations, "
+        "tuners and tuning knobs", description="Print the names each registry "
         "accepts (importing them loads TensorFlow).")
     parser.set_defaults(run=_run_list)
     return parser
 
 
 def _run_list(args):
-    from recipes import _optimization
+    from recipes.augmentations import list_augmentations
     from recipes.backbones import list_backbones
     from recipes.optimizers import list_optimizers
+    from recipes.schedules import list_schedules
     from recipes.tuning.space import DEFAULT_SPACE
     from recipes.tuning.tuners import TUNERS
 
     return [("optimizers", ", ".join(list_optimizers())),
             ("backbones", ", ".join([*list_backbones(),
                                      "hub:<KerasHub preset>"])),
-            ("schedules", ", ".join(_optimization.SCHEDULES)),
+            ("schedules", ", ".join(list_schedules())),
+            ("augmentations", ", ".join(list_augmentations())),
             ("tuners", ", ".join(TUNERS)),
             ("tuning knobs", ", ".join(DEFAULT_SPACE))]
 

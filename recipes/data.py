@@ -33,9 +33,9 @@ import tensorflow as tf
 
 from callbacks._internal import check_choice, check_number
 from recipes._splits import hold_out
+from recipes.augmentations import augmentation_layers
 
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-_AUGMENTATIONS = ("default", "flip", "randaugment", "none")
 # In-memory caching is skipped above this many bytes of decoded images.
 _CACHE_LIMIT_BYTES = 2 * 1024**3
 
@@ -580,69 +580,6 @@ def check_image_size(image_size):
     return tuple(int(s) for s in image_size)
 
 
-def augmentation_layers(augment, value_range=255.0, seed=None):
-    """Keras augmentation layers for a named policy.
-
-    Policies (all of them Keras's own layers):
-
-    * `"default"`: small random translations (10%), rotations (±18°) and
-      zooms (10%): label-preserving for photos and for digits or text,
-      which a horizontal flip would corrupt.
-    * `"flip"`: `"default"` plus horizontal flips, for natural photos.
-    * `"randaugment"`: `keras.layers.RandAugment` (Cubuk et al., 2020).
-    * `"none"` or `None`: no augmentation.
-
-    A `keras.layers.Layer` or a list of layers is used as given.
-
-    Args:
-        augment: Policy name, layer, or list of layers.
-        value_range: Maximum pixel value of the images (255 or 1).
-            Defaults to `255.0`.
-        seed: Seed of the random transformations. Defaults to `None`.
-
-    Returns:
-        A list of Keras layers (empty for no augmentation).
-
-    Raises:
-        ValueError: If `augment` is an unknown name.
-
-    Example:
-
-    >>> [type(l).__name__ for l in augmentation_layers("flip")]
-    ['RandomTranslation', 'RandomRotation', 'RandomZoom', 'RandomFlip']
-
-    References:
-        - [Cubuk et al., 2020](https://arxiv.org/abs/1909.13719)
-    """
-    if augment is None or augment is False:
-        return []
-    if isinstance(augment, keras.layers.Layer):
-        return [augment]
-    if isinstance(augment, list | tuple):
-        for layer in augment:
-            if not isinstance(layer, keras.layers.Layer):
-                raise TypeError(
-                    "Argument `augment` must be a policy name or Keras "
-                    f"layers. Received: an element {layer!r}"
-                )
-        return list(augment)
-    check_choice("augment", augment, _AUGMENTATIONS)
-    if augment == "none":
-        return []
-    if augment == "randaugment":
-        return [keras.layers.RandAugment(value_range=(0, value_range),
-                                         seed=seed)]
-    layers = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant",
-                                       seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-    ]
-    if augment == "flip":
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    return layers
-
-
 def _mixing(mixup, cutmix, seed):
     """A batch function applying MixUp and/or CutMix (one per batch)."""
     layers = []
@@ -695,7 +632,8 @@ def make_pipeline(dataset, *, num_classes, batch_size, training,
             cache decision). Defaults to `None` (buffer of 10,000, cache).
         image_size: `(height, width)` for images of varying size. Defaults
             to `None`.
-        augment: Policy name or layers (see `augmentation_layers`).
+        augment: Policy name or layers (see
+            `recipes.augmentations.augmentation_layers`).
             Defaults to `None`.
         value_range: Maximum pixel value. Defaults to `255.0`.
         mixup: MixUp alpha; 0 disables it. Defaults to `0.0`.

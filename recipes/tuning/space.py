@@ -15,7 +15,7 @@ Default search space (`DEFAULT_SPACE`):
 |---|---|---|
 | `optimizer` | adamw, nesterov, lion, radam | `optimizer` |
 | `learning_rate_scale` | 0.25 to 4, log, x2 | `learning_rate` = scale x base |
-| `schedule` | warmup_cosine, one_cycle, cyclical, constant | `schedule` |
+| `schedule` | every registered schedule (`recipes.schedules`) | `schedule` |
 | `weight_decay` | 0.005 to 0.5, log, x sqrt(10) | `weight_decay` |
 | `dropout` | 0 to 0.4, step 0.1 | `dropout` |
 | `label_smoothing` | 0 to 0.2, step 0.05 | `label_smoothing` |
@@ -44,7 +44,7 @@ trained from scratch; or the LR range test's suggestion.
 import dataclasses
 import math
 
-from recipes import _optimization
+from recipes.schedules import list_schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,8 @@ DEFAULT_SPACE = {
              keyword="optimizer"),
         Knob("learning_rate_scale", "float", (0.25, 4.0), log=True,
              step=2.0),
-        Knob("schedule", "choice", _optimization.SCHEDULES, keyword="schedule"),
+        Knob("schedule", "choice", tuple(list_schedules()),
+             keyword="schedule"),
         Knob("weight_decay", "float", (0.005, 0.5), log=True,
              step=math.sqrt(10.0), keyword="weight_decay"),
         Knob("dropout", "float", (0.0, 0.4), step=0.1, keyword="dropout"),

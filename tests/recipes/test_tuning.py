@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from recipes import optimizers
+from recipes.augmentations import list_augmentations
 from recipes.image_classifier import (
     check_image_classifier_args,
     fit_image_classifier,
 )
+from recipes.schedules import list_schedules
 from recipes.tuning import (
     DEFAULT_SPACE,
     ImageClassifierHyperModel,
@@ -55,6 +57,13 @@ def test_search_space_holds_the_documented_knobs(small):
     hp = keras_tuner.HyperParameters()
     ImageClassifierHyperModel(train, validation_data=val).declare(hp)
     assert "fine_tune_layers" not in hp.values
+
+
+def test_knob_choices_are_registry_names():
+    # Every registered schedule is searched, in the registry's order; the
+    # augmentation knob searches a subset (no flips: they corrupt digits).
+    assert DEFAULT_SPACE["schedule"].values == tuple(list_schedules())
+    assert set(DEFAULT_SPACE["augment"].values) < set(list_augmentations())
 
 
 def test_user_fixes_knobs_and_passes_ranges(small):
