@@ -147,6 +147,23 @@ def recipe_option(parser, flag, defaults, help, **kwargs):
                                help=with_default(help), **kwargs)
 
 
+def recipe_kwargs(args, *defaults):
+    """The parsed options that are keywords of the recipe, as a dict.
+
+    Args:
+        args: The parsed `argparse.Namespace`.
+        *defaults: The keyword defaults of the functions the command calls
+            (`source_defaults`); an option whose name is one of them is
+            passed on under that name.
+
+    Returns:
+        A dict from keyword to parsed value.
+    """
+    keywords = set().union(*defaults)
+    return {name: value for name, value in vars(args).items()
+            if name in keywords}
+
+
 def with_default(text):
     """Help text ending in the option's default, as `--help` shows it."""
     return f"{text} (default: %(default)s)"

@@ -26,8 +26,11 @@ from recipes._cli_common import (
     int_or_name,
     load_images,
     none_or,
+    recipe_kwargs,
+    recipe_option,
     registered_names,
     run_command,
+    source_constant,
     source_defaults,
     with_default,
 )
@@ -42,7 +45,11 @@ __all__ = [
     "main",
 ]
 
-_LIST_HINT = "`python -m recipes list` shows the names"
+
+def _listed(names):
+    """`"a, b or c"`: names as the help texts list them."""
+    names = list(names)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def add_training_arguments(parser, defaults):
@@ -55,54 +62,50 @@ def add_training_arguments(parser, defaults):
     """
     d = defaults
     group = parser.add_argument_group("training")
-    group.add_argument(
-        "--epochs", type=int_or_auto, default=d["epochs"],
-        help=with_default("epochs (of phase 1 for pretrained backbones), or "
-                          "'auto': a budget of about 1,000 optimizer steps "
-                          "for a backbone trained from scratch (at least "
-                          "10 epochs, at most 60), 10 for a pretrained one"))
-    group.add_argument("--batch-size", type=int, default=d["batch_size"],
-                       help=with_default("per-replica batch size"))
-    group.add_argument(
-        "--optimizer", default=d["optimizer"],
-        help=with_default(f"optimizer name ({_LIST_HINT})"))
-    group.add_argument(
-        "--learning-rate", type=float_or_auto, default=d["learning_rate"],
-        help=with_default("peak learning rate, 'auto' for an LR range test, "
-                          "or None for the optimizer's, batch-scaled"))
-    group.add_argument(
-        "--schedule", default=d["schedule"],
+    recipe_option(
+        group, "--epochs", d, type=int_or_auto,
+        help="epochs (of phase 1 for pretrained backbones), or 'auto': a "
+        "budget of about 1,000 optimizer steps for a backbone trained from "
+        "scratch (at least 10 epochs, at most 60), 10 for a pretrained one")
+    recipe_option(group, "--batch-size", d, type=int,
+                  help="per-replica batch size")
+    optimizers = sorted(registered_names("recipes.optimizers.registry",
+                                         "register_optimizer"))
+    recipe_option(group, "--optimizer", d,
+                  help=f"optimizer name: {_listed(optimizers)}")
+    recipe_option(
+        group, "--learning-rate", d, type=float_or_auto,
+        help="peak learning rate, 'auto' for an LR range test, or None for "
+        "the optimizer's, batch-scaled")
+    recipe_option(
+        group, "--schedule", d,
         choices=registered_names("recipes.schedules", "register_schedule"),
-        help=with_default("learning-rate schedule"))
-    group.add_argument("--weight-decay", type=float,
-                       default=d["weight_decay"],
-                       help=with_default("decoupled weight decay"))
-    group.add_argument("--label-smoothing", type=float,
-                       default=d["label_smoothing"],
-                       help=with_default("label smoothing of the loss"))
+        help="learning-rate schedule")
+    recipe_option(group, "--weight-decay", d, type=float,
+                  help="decoupled weight decay")
+    recipe_option(group, "--label-smoothing", d, type=float,
+                  help="label smoothing of the loss")
     group.add_argument(
         "--no-early-stopping", dest="early_stopping", action="store_false",
         default=d["early_stopping"],
         help="train every epoch: no early stopping on the validation loss "
         "(early stopping is on by default)")
-    group.add_argument(
-        "--patience", type=int, default=d["patience"],
-        help=with_default("early-stopping patience in epochs; None picks "
-                          "one from the number of epochs"))
-    group.add_argument(
-        "--strategy", default=d["strategy"],
-        help=with_default("auto, cpu, mirrored, multi_worker or tpu"))
-    group.add_argument(
-        "--mixed-precision", default=d["mixed_precision"],
-        help=with_default("auto, float32, mixed_float16 or mixed_bfloat16"))
-    group.add_argument(
-        "--output-dir", default=d["output_dir"],
-        help=with_default("where the model, history, logs and plots go"))
-    group.add_argument(
-        "--overwrite", action="store_true", default=d["overwrite"],
-        help=with_default("replace a finished run in --output-dir"))
-    group.add_argument("--seed", type=int, default=d["seed"],
-                       help=with_default("random seed; None draws one"))
+    recipe_option(
+        group, "--patience", d, type=int,
+        help="early-stopping patience in epochs; None picks one from the "
+        "number of epochs")
+    recipe_option(
+        group, "--strategy", d,
+        help=_listed(source_constant("recipes.distribute", "STRATEGIES")))
+    recipe_option(
+        group, "--mixed-precision", d,
+        help=_listed(source_constant("recipes.distribute", "PRECISIONS")))
+    recipe_option(group, "--output-dir", d,
+                  help="where the model, history, logs and plots go")
+    recipe_option(group, "--overwrite", d, action="store_true",
+                  help="replace a finished run in --output-dir")
+    recipe_option(group, "--seed", d, type=int,
+                  help="random seed; None draws one")
     # Unlike the function's progress bar, one line per epoch reads well in
     # a log file as well as a terminal.
     group.add_argument(
@@ -122,64 +125,57 @@ def add_fit_image_classifier(subparsers):
         "data", help="a directory of class sub-folders, a TensorFlow "
         "Datasets name, or a .npz file with arrays x (images) and y "
         "(labels)")
-    parser.add_argument(
-        "--validation-data", default=d["validation_data"],
-        help=with_default("same kinds as DATA (or a TFDS split name)"))
-    parser.add_argument(
-        "--validation-split", type=float, default=d["validation_split"],
-        help=with_default("fraction of DATA held out for validation when "
-                          "--validation-data is not given"))
-    parser.add_argument(
-        "--test-data", default=d["test_data"],
-        help=with_default("same kinds as DATA (or a TFDS split name)"))
-    parser.add_argument("--split", default=d["split"],
-                        help=with_default("TFDS split"))
-    parser.add_argument("--data-dir", default=d["data_dir"],
-                        help=with_default("TFDS data_dir"))
-    parser.add_argument(
-        "--backbone", default=d["backbone"],
-        help=with_default(f"auto, a .keras file, a backbone name "
-                          f"({_LIST_HINT}), or hub:PRESET (a KerasHub "
-                          "preset name or save_to_preset directory; needs "
-                          "the hub extra)"))
-    parser.add_argument(
-        "--weights", type=none_or, default=d["weights"],
-        help=with_default("auto, imagenet, preset (hub:), none, or a "
-                          "weights file (for a "
-                          ".keras backbone: auto = pretrained, two phases; "
-                          "none = untrained, one phase)"))
-    parser.add_argument(
-        "--image-size", type=int, default=d["image_size"],
-        help=with_default("side of the square model input in pixels; None "
-                          "uses the backbone's or the data's size"))
-    parser.add_argument(
-        "--fine-tune-epochs", type=int, default=d["fine_tune_epochs"],
-        help=with_default("epochs of phase 2 (pretrained backbones); None "
-                          "picks from --epochs"))
-    parser.add_argument(
-        "--fine-tune-layers", type=int_or_name,
-        default=d["fine_tune_layers"],
-        help=with_default("auto, all, a layer count or a layer name"))
-    parser.add_argument(
-        "--unfreeze", choices=("at_once", "gradual"), default=d["unfreeze"],
-        help=with_default("phase 2: unfreeze the layers at once, or one "
-                          "stage per epoch from the top"))
-    parser.add_argument(
-        "--dropout", type=float, default=d["dropout"],
-        help=with_default("dropout rate before the classification layer"))
-    parser.add_argument(
-        "--ema-momentum", type=float_or_none, default=d["ema_momentum"],
-        help=with_default("momentum of the validated and returned weight "
-                          "average, or none"))
-    parser.add_argument(
-        "--augment", default=d["augment"],
-        help=with_default("auto (default for pretrained backbones, none "
-                          "from scratch), default, flip, randaugment or "
-                          "none"))
-    parser.add_argument("--mixup", type=float, default=d["mixup"],
-                        help=with_default("MixUp probability"))
-    parser.add_argument("--cutmix", type=float, default=d["cutmix"],
-                        help=with_default("CutMix probability"))
+    recipe_option(parser, "--validation-data", d,
+                  help="same kinds as DATA (or a TFDS split name)")
+    recipe_option(
+        parser, "--validation-split", d, type=float,
+        help="fraction of DATA held out for validation when "
+        "--validation-data is not given")
+    recipe_option(parser, "--test-data", d,
+                  help="same kinds as DATA (or a TFDS split name)")
+    recipe_option(parser, "--split", d, help="TFDS split")
+    recipe_option(parser, "--data-dir", d, help="TFDS data_dir")
+    backbones = registered_names("recipes.backbones", "register_backbone")
+    recipe_option(
+        parser, "--backbone", d,
+        help=f"auto, a .keras file, a backbone name ({', '.join(backbones)}"
+        "), or hub:PRESET (a KerasHub preset name or save_to_preset "
+        "directory; needs the hub extra)")
+    recipe_option(
+        parser, "--weights", d, type=none_or,
+        help="auto, imagenet, preset (hub:), none, or a weights file (for a "
+        ".keras backbone: auto = pretrained, two phases; none = untrained, "
+        "one phase)")
+    recipe_option(
+        parser, "--image-size", d, type=int,
+        help="side of the square model input in pixels; None uses the "
+        "backbone's or the data's size")
+    recipe_option(
+        parser, "--fine-tune-epochs", d, type=int,
+        help="epochs of phase 2 (pretrained backbones); None picks from "
+        "--epochs")
+    recipe_option(parser, "--fine-tune-layers", d, type=int_or_name,
+                  help="auto, all, a layer count or a layer name")
+    recipe_option(
+        parser, "--unfreeze", d,
+        choices=source_constant("recipes.image_classifier", "UNFREEZE"),
+        help="phase 2: unfreeze the layers at once, or one stage per epoch "
+        "from the top")
+    recipe_option(parser, "--dropout", d, type=float,
+                  help="dropout rate before the classification layer")
+    recipe_option(
+        parser, "--ema-momentum", d, type=float_or_none,
+        help="momentum of the validated and returned weight average, or "
+        "none")
+    augmentations = registered_names("recipes.augmentations",
+                                     "register_augmentation")
+    recipe_option(
+        parser, "--augment", d, choices=("auto", *augmentations),
+        help="auto (default for pretrained backbones, none from scratch), "
+        + _listed(augmentations))
+    recipe_option(parser, "--mixup", d, type=float, help="MixUp probability")
+    recipe_option(parser, "--cutmix", d, type=float,
+                  help="CutMix probability")
     parser.add_argument(
         "--find-batch-size", nargs="?", type=int, const=0, default=None,
         metavar="MAX",
@@ -212,25 +208,11 @@ def _run_fit_image_classifier(args):
             max_batch_size=args.find_batch_size or None)
         print(found.table())
         args.batch_size = found.batch_size
-    result = fit_image_classifier(
-        load_images(args.data),
-        validation_data=load_images(args.validation_data),
-        validation_split=args.validation_split,
-        test_data=load_images(args.test_data), split=args.split,
-        data_dir=args.data_dir, backbone=args.backbone,
-        weights=args.weights, image_size=args.image_size,
-        epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_layers=args.fine_tune_layers, unfreeze=args.unfreeze,
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, dropout=args.dropout,
-        weight_decay=args.weight_decay, ema_momentum=args.ema_momentum,
-        augment=args.augment,
-        mixup=args.mixup, cutmix=args.cutmix, batch_size=args.batch_size,
-        early_stopping=args.early_stopping, patience=args.patience,
-        strategy=args.strategy, mixed_precision=args.mixed_precision,
-        output_dir=args.output_dir, overwrite=args.overwrite,
-        seed=args.seed, verbose=args.verbose)
+    kwargs = recipe_kwargs(args, source_defaults(
+        "recipes.image_classifier", "fit_image_classifier"))
+    for name in ("validation_data", "test_data"):
+        kwargs[name] = load_images(kwargs[name])
+    result = fit_image_classifier(load_images(args.data), **kwargs)
     config = result.config
     rows = [
         ("backbone", f"{config['backbone']} (weights: {config['weights']})"),

@@ -22,6 +22,8 @@ from recipes._cli_common import (
     check_data_path,
     load_images,
     none_or,
+    recipe_kwargs,
+    recipe_option,
     run_command,
     source_constant,
     source_defaults,
@@ -63,59 +65,53 @@ def register(subparsers):
     d = source_defaults("recipes.tuning.search", "tune_image_classifier")
     recipe = source_defaults("recipes.image_classifier",
                              "fit_image_classifier")
-    parser.add_argument(
-        "--validation-data", default=recipe["validation_data"],
-        help=with_default("same kinds as DATA"))
-    parser.add_argument(
-        "--validation-split", type=float, default=recipe["validation_split"],
-        help=with_default("fraction of DATA held out for validation when "
-                          "--validation-data is not given"))
-    parser.add_argument(
-        "--tuner", default=d["tuner"],
+    recipe_option(parser, "--validation-data", recipe,
+                  help="same kinds as DATA")
+    recipe_option(
+        parser, "--validation-split", recipe, type=float,
+        help="fraction of DATA held out for validation when "
+        "--validation-data is not given")
+    recipe_option(
+        parser, "--tuner", d,
         choices=source_constant("recipes.tuning.tuners", "TUNERS"),
-        help=with_default("Keras Tuner search algorithm"))
-    parser.add_argument(
-        "--max-trials", type=int, default=d["max_trials"],
-        help=with_default("trials to run (bayesian, random, grid); "
-                          "hyperband sets its own"))
-    parser.add_argument(
-        "--max-epochs", type=int, default=d["max_epochs"],
-        help=with_default("most epochs one trial trains"))
-    parser.add_argument(
-        "--directory", default=d["directory"],
-        help=with_default("folder of the search state, resumed if found"))
-    parser.add_argument(
-        "--project-name", default=d["project_name"],
-        help=with_default("sub-folder of --directory for this search"))
-    parser.add_argument(
-        "--overwrite", action="store_true", default=d["overwrite"],
-        help=with_default("start over instead of resuming"))
-    parser.add_argument(
-        "--objective", default=d["objective"],
-        help=with_default("metric the search maximizes (val_accuracy) or "
-                          "minimizes (val_loss)"))
+        help="Keras Tuner search algorithm")
+    recipe_option(
+        parser, "--max-trials", d, type=int,
+        help="trials to run (bayesian, random, grid); hyperband sets its "
+        "own")
+    recipe_option(parser, "--max-epochs", d, type=int,
+                  help="most epochs one trial trains")
+    recipe_option(parser, "--directory", d,
+                  help="folder of the search state, resumed if found")
+    recipe_option(parser, "--project-name", d,
+                  help="sub-folder of --directory for this search")
+    recipe_option(parser, "--overwrite", d, action="store_true",
+                  help="start over instead of resuming")
+    recipe_option(
+        parser, "--objective", d,
+        help="metric the search maximizes (val_accuracy) or minimizes "
+        "(val_loss)")
     parser.add_argument(
         "--fix", type=_knob, action="append", default=[],
         metavar="KNOB=VALUE[,VALUE...]",
         help="fix a knob, or search a list of values; repeatable "
         "(`python -m recipes list` shows the knobs; default: search "
         "them all)")
-    parser.add_argument(
-        "--budget", default=d["budget"], choices=("steps", "epochs"),
-        help=with_default("give every trial the same optimizer steps, or "
-                          "the same epochs"))
-    parser.add_argument(
-        "--lr-range-test", action="store_true", default=d["lr_range_test"],
-        help=with_default("set base learning rates with an LR range test"))
-    parser.add_argument(
-        "--backbone", default=recipe["backbone"],
-        help=with_default("auto, a .keras file or a backbone name "
-                          "(`python -m recipes list` shows them)"))
-    parser.add_argument(
-        "--weights", type=none_or, default=recipe["weights"],
-        help=with_default("auto, imagenet, none, or a weights file"))
-    parser.add_argument("--seed", type=int, default=d["seed"],
-                        help=with_default("random seed of the search"))
+    recipe_option(
+        parser, "--budget", d,
+        choices=source_constant("recipes.tuning.hypermodel", "BUDGETS"),
+        help="give every trial the same optimizer steps, or the same "
+        "epochs")
+    recipe_option(parser, "--lr-range-test", d, action="store_true",
+                  help="set base learning rates with an LR range test")
+    recipe_option(
+        parser, "--backbone", recipe,
+        help="auto, a .keras file or a backbone name (`python -m recipes "
+        "list` shows them)")
+    recipe_option(parser, "--weights", recipe, type=none_or,
+                  help="auto, imagenet, none, or a weights file")
+    recipe_option(parser, "--seed", d, type=int,
+                  help="random seed of the search")
     parser.add_argument(
         "--save-model", default=None,
         help=with_default("save the best model to this new .keras file "
@@ -154,16 +150,13 @@ def _check_tune(args):
 def _run_tune(args):
     from recipes.tuning.search import tune_image_classifier
 
-    result = tune_image_classifier(
-        load_images(args.data),
-        validation_data=load_images(args.validation_data),
-        validation_split=args.validation_split, tuner=args.tuner,
-        max_trials=args.max_trials, max_epochs=args.max_epochs,
-        directory=args.directory, project_name=args.project_name,
-        overwrite=args.overwrite, objective=args.objective,
-        space=dict(args.fix), budget=args.budget,
-        lr_range_test=args.lr_range_test,
-        backbone=args.backbone, weights=args.weights, seed=args.seed)
+    kwargs = recipe_kwargs(
+        args, source_defaults("recipes.tuning.search",
+                              "tune_image_classifier"),
+        source_defaults("recipes.image_classifier", "fit_image_classifier"))
+    kwargs["validation_data"] = load_images(kwargs["validation_data"])
+    result = tune_image_classifier(load_images(args.data), **kwargs,
+                                   space=dict(args.fix))
     if result is None:
         return [("worker", "finished")]
     rows = [(f"trial {row['trial_id']}",

@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 import recipes
-from recipes._cli_common import cli_wording
+from recipes._cli_common import cli_wording, registered_names
+from recipes.augmentations import list_augmentations
+from recipes.backbones import list_backbones
 from recipes.cli import build_parser, main
+from recipes.image_classifier import UNFREEZE
+from recipes.optimizers import list_optimizers
+from recipes.schedules import list_schedules
+from recipes.tuning.hypermodel import BUDGETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# Parsed names that dispatch the command rather than set a keyword.
+_DISPATCH = {"command", "run", "check"}
 
 
 def _run(*args, python=False):
@@ -64,6 +72,35 @@ def test_list_command_prints_the_registries(capsys):
                 capsys.readouterr().out.splitlines())
     assert {"small_cnn", "resnet50"} <= set(rows["backbones"].split(", "))
     assert {"adamw", "lion"} <= set(rows["optimizers"].split(", "))
+    assert rows["schedules"].split(", ") == list_schedules()
+    assert rows["augmentations"].split(", ") == list_augmentations()
+
+
+def _option(command, dest):
+    commands = build_parser()._subparsers._group_actions[0].choices
+    (action,) = [a for a in commands[command]._actions if a.dest == dest]
+    return action
+
+
+def test_names_the_options_offer_are_the_registries():
+    # Read from the registries' source (no TensorFlow for `--help`): the
+    # same names, in the same order, as the imported registries list.
+    assert _option("fit-image-classifier", "schedule").choices == (
+        list_schedules())
+    assert _option("fit-image-classifier", "augment").choices == (
+        "auto", *list_augmentations())
+    assert sorted(registered_names("recipes.optimizers.registry",
+                                   "register_optimizer")) == list_optimizers()
+    assert sorted(registered_names("recipes.backbones",
+                                   "register_backbone")) == list_backbones()
+    optimizer_help = _option("fit-image-classifier", "optimizer").help
+    backbone_help = _option("fit-image-classifier", "backbone").help
+    assert all(name in optimizer_help for name in list_optimizers())
+    assert all(name in backbone_help for name in list_backbones())
+    assert _option("fit-image-classifier", "unfreeze").choices == UNFREEZE
+    assert _option("tune", "budget").choices == BUDGETS
+    assert "auto, cpu, mirrored, multi_worker or tpu" in _option(
+        "fit-image-classifier", "strategy").help
 
 
 def test_errors_use_the_flags_names():
@@ -154,6 +191,9 @@ def test_option_defaults_are_the_functions_defaults():
     cli_only = {"verbose", "data"}
     shared = sorted(set(args) & set(signature) - cli_only)
     assert {"augment", "ema_momentum", "dropout", "epochs"} <= set(shared)
+    # Every other option is a keyword of the recipe, so it gets its default
+    # (and the check above) from there.
+    assert set(args) - set(signature) == {"find_batch_size", *_DISPATCH}
     differ = {name: (args[name], signature[name].default) for name in shared
               if args[name] != signature[name].default}
     assert differ == {}
@@ -188,4 +228,5 @@ def test_tune_defaults_are_the_functions_defaults():
             tune_image_classifier).parameters.items()}}
     shared = set(args) & set(expected) - {"data"}
     assert {"tuner", "max_trials", "seed", "backbone"} <= shared
+    assert set(args) - set(expected) == {"fix", "save_model", *_DISPATCH}
     assert {k: args[k] for k in shared} == {k: expected[k] for k in shared}
