@@ -59,8 +59,7 @@ def add_training_arguments(parser, defaults):
         "--epochs", type=int_or_auto, default=d["epochs"],
         help=with_default("epochs (of phase 1 for pretrained backbones), or "
                           "'auto': a budget of about 1,000 optimizer steps "
-                          "for a backbone trained from scratch (at least "
-                          "10 epochs, at most 60), 10 for a pretrained one"))
+                          "(at least 10 epochs, at most 60)"))
     group.add_argument("--batch-size", type=int, default=d["batch_size"],
                        help=with_default("per-replica batch size"))
     group.add_argument(
