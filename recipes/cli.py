@@ -65,8 +65,8 @@ def add_training_arguments(parser, defaults):
     recipe_option(
         group, "--epochs", d, type=int_or_auto,
         help="epochs (of phase 1 for pretrained backbones), or 'auto': a "
-        "budget of about 1,000 optimizer steps for a backbone trained from "
-        "scratch (at least 10 epochs, at most 60), 10 for a pretrained one")
+        "budget of about 1,000 optimizer steps (at least 10 epochs, at most "
+        "60)")
     recipe_option(group, "--batch-size", d, type=int,
                   help="per-replica batch size")
     optimizers = sorted(registered_names("recipes.optimizers.registry",
