@@ -9,7 +9,7 @@ import keras
 
 from callbacks import _lr_control
 from callbacks import schedules as schedules_lib
-from callbacks._validation import check_number, check_schedule
+from callbacks._validation import check_backend, check_number, check_schedule
 
 
 class ScheduleLR(keras.callbacks.Callback):
@@ -45,6 +45,8 @@ class ScheduleLR(keras.callbacks.Callback):
 
     Raises:
         TypeError: If `schedule` is not a `LearningRateSchedule`.
+        NotImplementedError: If `momentum_schedule` is given on the torch
+            backend, whose optimizers cannot follow it.
         ValueError: At the first epoch, if `fit` resumes at
             `initial_epoch > 0` with `restart=True` while the number of
             steps per epoch is unknown (a dataset of unknown length
@@ -67,6 +69,15 @@ class ScheduleLR(keras.callbacks.Callback):
         if momentum_schedule is not None:
             momentum_schedule = check_schedule(
                 "momentum_schedule", momentum_schedule)
+            # Keras's torch backend turns `ops.cast(self.beta_1, ...)` into
+            # the constant float, while `1 - self.beta_1` follows the
+            # schedule: the step would mix two momenta, silently.
+            check_backend(
+                f"{type(self).__name__} with momentum cycling", ("torch",),
+                "Keras's torch optimizers read `beta_1`/`momentum` as the "
+                "constant float, which the in-graph momentum schedule cannot "
+                "reach; drive the learning rate alone (`cycle_momentum=False`"
+                " for OneCycleLR, no `momentum_schedule`)")
         self.momentum_schedule = momentum_schedule
         self.restart = bool(restart)
         self.verbose = verbose
@@ -219,6 +230,8 @@ class OneCycleLR(ScheduleLR):
     Raises:
         ValueError: If an argument is out of range, or
             `base_momentum > max_momentum`.
+        NotImplementedError: If `cycle_momentum=True` on the torch
+            backend (see `ScheduleLR`); pass `cycle_momentum=False` there.
 
     Example:
 

@@ -39,7 +39,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     The optimizer must know every stage's variables: an optimizer not yet
     built is built on all of them at train begin; one built earlier (by an
-    earlier `fit`) must have been built with the stages trainable. Epochs
+    earlier `fit`) must have been built with the stages trainable. On the
+    torch backend Keras builds the optimizer before any callback runs, so
+    there the stages must be trainable when `fit` starts. Epochs
     count from 0 across `fit` calls (`initial_epoch`), so a run resumed by
     `callbacks.Checkpointing` unfreezes on the same epochs.
 

@@ -156,6 +156,8 @@ class WeightDecay(keras.constraints.Constraint):
                                  high_inclusive=False)
 
     def __call__(self, w):
+        # As Keras's constraints do: a NumPy array times a torch tensor fails.
+        w = keras.ops.convert_to_tensor(w)
         return w * keras.ops.cast(1.0 - self.rate, w.dtype)
 
     def get_config(self):

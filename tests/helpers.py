@@ -20,6 +20,23 @@ def only_on(*backends):
     )
 
 
+# Keras's torch trainer refuses `steps_per_execution > 1` ("must be 1 with
+# the PyTorch backend"): a test of the grouping itself cannot run there.
+needs_steps_per_execution = pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras's torch trainer refuses steps_per_execution > 1",
+)
+
+
+def steps_per_execution(n):
+    """`n`, or 1 on torch, whose Keras trainer refuses more.
+
+    For a test whose assertions hold for any grouping: it runs grouped on
+    TensorFlow and JAX, and still checks the component, ungrouped, on torch.
+    """
+    return 1 if keras.backend.backend() == "torch" else n
+
+
 def assert_keras_round_trip(model, x, directory, atol=1e-6):
     """Save `model` to `.keras`, reload with safe_mode=True and compare.
 

@@ -104,6 +104,27 @@ def test_sam_refuses_torch_at_construction():
         SAM(inner)
 
 
+@only_on("torch")
+def test_momentum_cycling_refuses_torch_at_construction():
+    with pytest.raises(NotImplementedError, match="OneCycleLR.*torch"):
+        callbacks.OneCycleLR(0.1, 100)
+    schedule = callbacks.schedules.LinearSchedule(0.9, 0.8, 100)
+    with pytest.raises(NotImplementedError, match="ScheduleLR.*torch"):
+        callbacks.ScheduleLR(schedule, momentum_schedule=schedule)
+    # The learning rate alone is driven as on the other backends.
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.5, momentum=0.9), "mse")
+    history = model.fit(x, x[:, :1], batch_size=4, epochs=1, verbose=0,
+                        callbacks=[callbacks.OneCycleLR(
+                                       0.1, 10, cycle_momentum=False),
+                                   callbacks.LearningRateMonitor()])
+    # Step 9 is the cycle's last: initial / final_div_factor.
+    assert history.history["learning_rate"] == pytest.approx(
+        [0.1 / 25 / 1e4], rel=1e-4)
+    assert model.optimizer.momentum == 0.9
+
+
 @only_on("jax")
 def test_gradual_unfreezing_refuses_jax_at_construction():
     with pytest.raises(NotImplementedError, match="jax backend"):

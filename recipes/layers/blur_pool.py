@@ -97,6 +97,9 @@ class BlurPool2D(keras.layers.Layer):
 
     def _pad(self, inputs):
         total = self.filter_size - 1
+        if total == 0:
+            # Nothing to pad; torch's reflect pad refuses an all-zero width.
+            return inputs
         before, after = total // 2, total - total // 2
         spatial = [(before, after)] * 2
         pad = ([(0, 0)] + spatial + [(0, 0)]

@@ -8,7 +8,7 @@ import pytest
 from callbacks import ScheduleLR, _lr_control
 from callbacks.checkpointing import Checkpointing, _checkpoint_paths, _read
 from callbacks.divergence import DivergenceError, DivergenceGuard, is_divergent
-from tests.helpers import mlp
+from tests.helpers import mlp, needs_steps_per_execution
 
 # The suite's models must never pair a softmax with a logits loss.
 pytestmark = pytest.mark.filterwarnings(
@@ -336,6 +336,7 @@ def _frozen_regression(y, batch_size, steps_per_execution=1):
     return model, x, batch_losses
 
 
+@needs_steps_per_execution
 def test_min_history_counts_steps_not_checks():
     # 16 batches of 8, 8 steps per execution: two checks per epoch. Batch
     # 12 (step 13) has a loss ~200x the others; 12 step losses are known

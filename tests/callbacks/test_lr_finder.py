@@ -6,7 +6,7 @@ import pytest
 
 import callbacks
 from callbacks.lr_finder import LRFinderResult, _valley
-from tests.helpers import only_on, small_cnn
+from tests.helpers import only_on, small_cnn, steps_per_execution
 
 
 def test_finder_restores_state_and_suggests_sensible_lr(mnist_5k):
@@ -14,7 +14,7 @@ def test_finder_restores_state_and_suggests_sensible_lr(mnist_5k):
     model = small_cnn()
     model.compile(keras.optimizers.Adam(1e-3),
                   "sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=4)
+                  steps_per_execution=steps_per_execution(4))
     model.fit(x[:256], y[:256], epochs=1, verbose=0)  # non-trivial state
     weights = [w.copy() for w in model.get_weights()]
     opt_state = [np.array(v.numpy()) for v in model.optimizer.variables]

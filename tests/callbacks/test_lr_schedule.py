@@ -9,7 +9,16 @@ import pytest
 
 import callbacks
 from tests.callbacks._recording import RecordingAdam, RecordingSGD
-from tests.helpers import mlp
+from tests.helpers import (
+    mlp,
+    needs_steps_per_execution,
+    only_on,
+    steps_per_execution,
+)
+
+# Keras's torch optimizers cannot follow a momentum schedule: refused there
+# (tests/test_backend_support.py).
+MOMENTUM_CYCLING = only_on("tensorflow", "jax")
 
 BATCH = 100  # 4000 / 100 = 40 steps per epoch
 
@@ -37,7 +46,8 @@ def clr(t, lo=1e-3, hi=1e-2, size=7):
     return lo + (hi - lo) * max(0.0, 1 - x)
 
 
-@pytest.mark.parametrize("spe", [1, 4])
+@pytest.mark.parametrize(
+    "spe", [1, pytest.param(4, marks=needs_steps_per_execution)])
 def test_cyclical_lr_is_exact_per_step(data, spe):
     x, y = data
     opt = RecordingSGD(0.5)
@@ -54,7 +64,7 @@ def test_cyclical_lr_is_exact_per_step(data, spe):
 def test_second_fit_uses_new_schedule_then_plain_lr(data):
     x, y = data
     opt = RecordingSGD(0.05)
-    model = compiled(opt, spe=4)
+    model = compiled(opt, spe=steps_per_execution(4))
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
               callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
     # Second fit: a different schedule callback, counted from its own start.
@@ -76,7 +86,8 @@ def test_wrapped_optimizer_gets_the_schedule(data):
     # optimizer it wraps: the schedule must reach that one.
     x, y = data
     inner = RecordingSGD(0.5)
-    model = compiled(keras.optimizers.LossScaleOptimizer(inner), spe=4)
+    model = compiled(keras.optimizers.LossScaleOptimizer(inner),
+                     spe=steps_per_execution(4))
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0,
               callbacks=[callbacks.CyclicalLR(1e-3, 1e-2, step_size=7)])
     np.testing.assert_allclose(logged(inner, 20), [clr(t) for t in range(20)],
@@ -110,7 +121,9 @@ def torch_cos(start, end, frac):
     return end + (start - end) / 2 * (math.cos(math.pi * frac) + 1)
 
 
-@pytest.mark.parametrize("spe", [1, 4])
+@MOMENTUM_CYCLING
+@pytest.mark.parametrize(
+    "spe", [1, pytest.param(4, marks=needs_steps_per_execution)])
 def test_one_cycle_cycles_adam_beta_1_inversely(data, spe):
     x, y = data
     opt = RecordingAdam(1e-3)
@@ -143,6 +156,7 @@ def test_one_cycle_cycles_adam_beta_1_inversely(data, spe):
     assert type(opt.beta_1) is float and opt.beta_1 == 0.9
 
 
+@MOMENTUM_CYCLING
 def test_one_cycle_sgd_momentum_update_matches_numpy():
     # One weight, constant gradient 1: the SGD-momentum recursion with the
     # per-step LR and momentum of the cycle, written out in NumPy.
@@ -151,7 +165,7 @@ def test_one_cycle_sgd_momentum_update_matches_numpy():
                                                  kernel_initializer="zeros")])
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=lambda y_true, y_pred: keras.ops.mean(y_pred),
-                  steps_per_execution=3)
+                  steps_per_execution=steps_per_execution(3))
     x = np.ones((12, 1), "float32")
     cb = callbacks.OneCycleLR(0.1, total_steps=12, pct_start=0.5)
     model.fit(x, x, batch_size=1, epochs=1, verbose=0, shuffle=False,
@@ -183,6 +197,7 @@ def newton_schulz5(g, steps=5, a=3.4445, b=-4.7750, c=2.0315):
     return x.T if transposed else x
 
 
+@MOMENTUM_CYCLING
 def test_one_cycle_cycles_both_muon_momenta_in_the_train_step():
     # Muon updates the 2-D kernel by its Nesterov-momentum step (`momentum`)
     # and the bias by AdamW (`adam_beta_1`): both follow the cycle, as a
@@ -195,7 +210,7 @@ def test_one_cycle_cycles_both_muon_momenta_in_the_train_step():
     model.set_weights([kernel, np.zeros(2, "float32")])
     opt = keras.optimizers.Muon(0.01, weight_decay=0.0,
                                 adam_weight_decay=0.0)
-    model.compile(opt, "mse", steps_per_execution=3)
+    model.compile(opt, "mse", steps_per_execution=steps_per_execution(3))
     history = model.fit(x, y, batch_size=1, epochs=1, verbose=0,
                         shuffle=False, callbacks=[
                             callbacks.OneCycleLR(0.05, total, pct_start=0.5),
@@ -237,7 +252,7 @@ def test_schedule_lr_accepts_keras_schedule_and_saves_mid_fit(data,
                                                               tmp_path):
     x, y = data
     opt = keras.optimizers.Adam(1e-3)
-    model = compiled(opt, spe=4)
+    model = compiled(opt, spe=steps_per_execution(4))
     path = str(tmp_path / "ckpt.keras")
     sched = keras.optimizers.schedules.CosineDecay(2e-3, 40)
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[
@@ -313,6 +328,7 @@ def _interrupted_one_cycle(opt):
     return model, x, y
 
 
+@MOMENTUM_CYCLING
 def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
     opt = RecordingSGD(0.5, momentum=0.9)
     model, x, y = _interrupted_one_cycle(opt)
@@ -330,6 +346,7 @@ def test_fit_after_an_interrupted_fit_gets_a_fresh_controller():
     assert type(opt.momentum) is float
 
 
+@MOMENTUM_CYCLING
 def test_restore_optimizer_after_an_interrupted_fit():
     opt = RecordingSGD(0.01, momentum=0.9)
     model, x, y = _interrupted_one_cycle(opt)

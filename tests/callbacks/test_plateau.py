@@ -6,7 +6,7 @@ import pytest
 
 import callbacks
 from tests.callbacks._recording import RecordingSGD
-from tests.helpers import mlp
+from tests.helpers import mlp, steps_per_execution
 
 
 class ScriptedLoss(keras.callbacks.Callback):
@@ -32,7 +32,7 @@ def test_plateau_scales_a_schedule_callback(data, order):
     opt = RecordingSGD(0.5)
     model = mlp(units=16)
     model.compile(opt, "sparse_categorical_crossentropy",
-                  steps_per_execution=5)
+                  steps_per_execution=steps_per_execution(5))
     schedule = callbacks.CyclicalLR(1e-3, 1e-2, step_size=3)
     plateau = callbacks.ReduceLROnPlateau(factor=0.5, patience=1)
     cbs = [ScriptedLoss([1.0, 1.0, 1.0, 0.5]), plateau, schedule]

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from callbacks import ProgressBar
+from tests.helpers import needs_steps_per_execution
 
 # Keras shows a progress update only every 0.05 s; sleeping longer after
 # each group of steps makes every update appear.
@@ -23,6 +24,7 @@ def _counts(capsys, bar):
     return [int(n) for n in re.findall(r"(\d+)/100\b", out)], out
 
 
+@needs_steps_per_execution
 def test_count_stops_at_the_total_and_eta_is_never_negative(capsys):
     # 100 steps in groups of 32: Keras reports steps 31, 63, 95, 127.
     plain, _ = _counts(capsys, None)

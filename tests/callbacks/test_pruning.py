@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from callbacks.pruning import MagnitudePruner, Pruning, PruningSpec
-from tests.helpers import mlp, only_on
+from tests.helpers import mlp, only_on, steps_per_execution
 
 # Refused on JAX at construction (tests/test_backend_support.py).
 pytestmark = only_on("tensorflow", "torch")
@@ -98,7 +98,8 @@ def test_global_scope_uses_one_threshold(mnist_5k):
 
 def test_schedule_is_followed_in_graph_with_steps_per_execution(mnist_5k):
     (x, y), _ = mnist_5k
-    model = _compiled(mlp(units=32), steps_per_execution=5)
+    model = _compiled(mlp(units=32),
+                      steps_per_execution=steps_per_execution(5))
     cb = Pruning(0.8, begin_step=0, end_step=100, frequency=10)
     sizes = [w.size for w in _kernels(model)]
     # 37 updates: the last mask update was at pruning step 30.

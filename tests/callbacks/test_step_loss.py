@@ -8,6 +8,7 @@ import numpy as np
 
 from callbacks import _lr_control
 from callbacks._step_loss import StepLossRecorder, loss_tracker
+from tests.helpers import needs_steps_per_execution
 
 
 class _ReadEveryExecution(keras.callbacks.Callback):
@@ -22,6 +23,7 @@ class _ReadEveryExecution(keras.callbacks.Callback):
         self.read.append(self.recorder.read())
 
 
+@needs_steps_per_execution
 def test_records_each_steps_own_loss():
     rng = np.random.default_rng(0)
     x = rng.random((36, 3)).astype("float32")

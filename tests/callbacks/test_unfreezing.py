@@ -83,8 +83,14 @@ def test_refuses_an_optimizer_built_with_the_stages_frozen():
         return callbacks.GradualUnfreezing([stem, body])
 
     # Unbuilt, the callback builds it on every stage; built earlier (by an
-    # earlier fit) with the stem frozen, it cannot update the stem.
-    _fit(frozen_first, epochs=1)
+    # earlier fit) with the stem frozen, it cannot update the stem. Keras's
+    # torch trainer builds it before any callback runs, on what is trainable
+    # then: there the stem must be unfrozen when fit starts.
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ValueError, match="stem/kernel"):
+            _fit(frozen_first, epochs=1)
+    else:
+        _fit(frozen_first, epochs=1)
     with pytest.raises(ValueError, match="stem/kernel"):
         _fit(frozen_first, prebuild=True)
 

@@ -56,7 +56,7 @@ def _loss(model, trainable, x, y):
 
 def _grads(model, x, y):
     """The gradient of `_loss` per variable path, with the backend's own
-    autodiff (TensorFlow's tape or `jax.grad`)."""
+    autodiff (TensorFlow's tape, `jax.grad` or `torch.autograd.grad`)."""
     trainable = [v.value for v in model.trainable_variables]
     if keras.backend.backend() == "jax":
         import jax
@@ -69,6 +69,12 @@ def _grads(model, x, y):
             tape.watch(trainable)
             loss = _loss(model, trainable, x, y)
         grads = tape.gradient(loss, trainable)
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        trainable = [t.detach().requires_grad_(True) for t in trainable]
+        grads = [g.detach() for g in torch.autograd.grad(
+            _loss(model, trainable, x, y), trainable)]
     else:
         pytest.skip(f"no gradient helper for {keras.backend.backend()}")
     return {v.path: np.asarray(g)

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy
 
 from recipes.initializers import ICNR
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
@@ -12,7 +13,7 @@ def test_subpixel_conv_starts_as_nearest_upsampling(scale):
     x = rng.normal(size=(2, 5, 5, 3)).astype("float32")
     conv = keras.layers.Conv2D(4 * scale ** 2, 3, padding="same",
                                kernel_initializer=ICNR(scale=scale))
-    y = keras.ops.convert_to_numpy(
+    y = convert_to_numpy(
         keras.ops.depth_to_space(conv(x), scale))
     assert y.shape == (2, 5 * scale, 5 * scale, 4)
     # Independent reference: the first 4 filters, then nearest upsampling.
@@ -20,14 +21,15 @@ def test_subpixel_conv_starts_as_nearest_upsampling(scale):
     base.build(x.shape)
     base.set_weights([np.asarray(conv.kernel)[..., :4],
                       np.asarray(conv.bias)[:4]])
-    expected = np.repeat(np.repeat(np.asarray(base(x)), scale, 1), scale, 2)
+    expected = np.repeat(
+        np.repeat(convert_to_numpy(base(x)), scale, 1), scale, 2)
     np.testing.assert_allclose(y, expected, atol=1e-5)
 
 
 def test_keeps_base_initializer_statistics():
     kernel = ICNR(keras.initializers.HeNormal(seed=1), scale=2)(
         (3, 3, 16, 64 * 4))
-    kernel = keras.ops.convert_to_numpy(kernel)
+    kernel = convert_to_numpy(kernel)
     # He normal (truncated) variance 2 / fan_in with fan_in = 3*3*16.
     np.testing.assert_allclose(kernel.var(), 2 / 144, rtol=0.1)
     np.testing.assert_array_equal(kernel[..., :64], kernel[..., 64:128])

@@ -40,8 +40,8 @@ def test_zeroes_only_last_bn_of_residual_branches():
             np.testing.assert_array_equal(gamma, expected)
     # Each block now starts as relu(shortcut).
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype("float32")
-    block1 = np.asarray(keras.Model(model.inputs,
-                         model.get_layer("block1_out").output)(x))
+    block1 = keras.ops.convert_to_numpy(keras.Model(
+        model.inputs, model.get_layer("block1_out").output)(x))
     np.testing.assert_allclose(block1, np.maximum(x, 0), atol=1e-6)
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy
 
 from recipes.layers import TLU, FilterResponseNormalization
 
@@ -25,8 +26,8 @@ def test_frn_and_tlu_match_numpy(shape):
     tlu.set_weights([tau])
     expected = np.maximum(
         numpy_frn(x.astype("float64"), gamma, beta, 1e-6), tau)
-    np.testing.assert_allclose(np.asarray(tlu(frn(x))), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(tlu(frn(x))), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_learned_epsilon_is_lower_bounded_and_trainable():
@@ -37,7 +38,7 @@ def test_learned_epsilon_is_lower_bounded_and_trainable():
     assert len(frn.trainable_weights) == 3
     frn.epsilon_learned.assign(-0.5)
     expected = numpy_frn(x.astype("float64"), 1.0, 0.0, 1e-6 + 0.5)
-    np.testing.assert_allclose(np.asarray(frn(x)), expected, rtol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(frn(x)), expected, rtol=1e-5)
 
 
 def test_channels_first_tlu():
@@ -46,7 +47,7 @@ def test_channels_first_tlu():
     tlu.build(x.shape)
     tlu.set_weights([np.array([-10.0, 0.0, 10.0], "float32")])
     expected = np.maximum(x, np.array([-10.0, 0.0, 10.0]).reshape(1, 3, 1, 1))
-    np.testing.assert_array_equal(np.asarray(tlu(x)), expected)
+    np.testing.assert_array_equal(convert_to_numpy(tlu(x)), expected)
 
 
 def test_bad_arguments():

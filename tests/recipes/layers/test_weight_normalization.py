@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.ops import convert_to_numpy
 
 from recipes.layers import WeightNormalization
 from tests.helpers import only_on
@@ -29,7 +30,7 @@ def test_dense_forward_matches_numpy():
     layer.layer.bias.assign(b)
     layer.g.assign(g)
     expected = np.tanh(x @ (g * unit_direction(v)) + b)
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), expected, atol=1e-5)
 
 
 @NOT_ON_JAX
@@ -38,7 +39,8 @@ def test_starts_as_the_unwrapped_layer():
     layer = WeightNormalization(keras.layers.Dense(3))
     layer.build(x.shape)
     kernel = np.asarray(layer.layer.kernel)
-    np.testing.assert_allclose(np.asarray(layer(x)), x @ kernel, atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), x @ kernel,
+                               atol=1e-5)
 
 
 def _skip_unless_channels_first_conv_runs(shape):
@@ -69,8 +71,8 @@ def test_conv_forward_equals_conv_with_normalized_kernel(data_format):
     plain.build(shape)
     plain.set_weights([g * unit_direction(np.asarray(conv.kernel)),
                        np.asarray(conv.bias)])
-    np.testing.assert_allclose(np.asarray(wrapped(x)), np.asarray(plain(x)),
-                               atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(wrapped(x)),
+                               convert_to_numpy(plain(x)), atol=1e-5)
 
 
 @NOT_ON_JAX
@@ -82,7 +84,7 @@ def test_data_dependent_init_matches_numpy():
     v = np.asarray(layer.layer.kernel)
     t = x.astype("float64") @ unit_direction(v)
     mu, sigma = t.mean(axis=0), t.std(axis=0)
-    outputs = np.asarray(layer(x, training=True))
+    outputs = convert_to_numpy(layer(x, training=True))
     np.testing.assert_allclose(np.asarray(layer.g), 1 / sigma, rtol=1e-4)
     np.testing.assert_allclose(np.asarray(layer.layer.bias), -mu / sigma,
                                atol=1e-4)
@@ -103,7 +105,7 @@ def test_data_init_inside_fit_on_real_mnist(mnist_5k):
         keras.Input((28, 28, 1)), conv, keras.layers.ReLU(),
         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
     v = np.asarray(conv.layer.kernel)
-    direction = keras.ops.convert_to_numpy(keras.ops.conv(
+    direction = convert_to_numpy(keras.ops.conv(
         x[:128], unit_direction(v).astype("float32")))
     mu = direction.mean(axis=(0, 1, 2))
     sigma = direction.std(axis=(0, 1, 2))
