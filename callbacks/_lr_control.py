@@ -45,6 +45,7 @@ exact per step too.
 import keras
 from keras import ops
 
+from callbacks import _keras_compat as keras_compat
 from callbacks._api import register
 
 _ATTR = "_keras_recipes_lr_control"
@@ -130,7 +131,8 @@ class ScheduledHyperparameter(float):
         obj._control = control
         return obj
 
-    def _tensor(self, step=None):
+    def value_at(self, step=None):
+        """The in-graph value at `step` (default: the optimizer's)."""
         c = self._control
         if step is None:
             step = c.optimizer.iterations
@@ -138,31 +140,31 @@ class ScheduledHyperparameter(float):
         return ops.cast(c.momentum_schedule(step), "float32")
 
     def __tf_tensor__(self, dtype=None, name=None):
-        value = self._tensor()
+        value = self.value_at()
         return value if dtype is None else ops.cast(value, dtype)
 
     def __jax_array__(self):
         # JAX's conversion (`ops.cast(self.momentum, dtype)` in Keras's
         # SGD) would otherwise read the constant float.
-        return self._tensor()
+        return self.value_at()
 
     def __add__(self, other):
-        return ops.add(self._tensor(), other)
+        return ops.add(self.value_at(), other)
 
     def __radd__(self, other):
-        return ops.add(other, self._tensor())
+        return ops.add(other, self.value_at())
 
     def __sub__(self, other):
-        return ops.subtract(self._tensor(), other)
+        return ops.subtract(self.value_at(), other)
 
     def __rsub__(self, other):
-        return ops.subtract(other, self._tensor())
+        return ops.subtract(other, self.value_at())
 
     def __mul__(self, other):
-        return ops.multiply(self._tensor(), other)
+        return ops.multiply(self.value_at(), other)
 
     def __rmul__(self, other):
-        return ops.multiply(other, self._tensor())
+        return ops.multiply(other, self.value_at())
 
     def __reduce__(self):
         return (float, (float(self),))
@@ -210,7 +212,7 @@ class LRControl:
         self._scale_change = None
         self.optimizer = optimizer
         self.followers = followers(model.optimizer)
-        self.original = optimizer._learning_rate
+        self.original = keras_compat.learning_rate_object(optimizer)
         self.users = []
         self.schedule = None
         self.schedule_owner = None
@@ -227,11 +229,11 @@ class LRControl:
         self.controlled = ControlledLearningRate(control=self)
 
     def install(self):
-        # Bypass the `learning_rate` setter: it would untrack the LR
+        # Not through the `learning_rate` setter: it would untrack the LR
         # variable and change the optimizer's variable list (and so the
         # layout of checkpoints written during this fit).
-        object.__setattr__(self.optimizer, "_learning_rate", self.controlled)
-        object.__setattr__(self.optimizer, _ATTR, self)
+        keras_compat.set_learning_rate_object(self.optimizer, self.controlled)
+        keras_compat.set_untracked(self.optimizer, _ATTR, self)
         _retrace(self.model)
 
     def uninstall(self):
@@ -241,10 +243,10 @@ class LRControl:
             # LR persists after fit.
             current = float(ops.convert_to_numpy(self.controlled(0)))
             self.original.assign(current)
-        object.__setattr__(self.optimizer, "_learning_rate", self.original)
+        keras_compat.set_learning_rate_object(self.optimizer, self.original)
         for (optimizer, attribute), value in self.momentum_originals.items():
-            object.__setattr__(optimizer, attribute, value)
-        object.__delattr__(self.optimizer, _ATTR)
+            keras_compat.set_untracked(optimizer, attribute, value)
+        keras_compat.delete_untracked(self.optimizer, _ATTR)
         _retrace(self.model)
 
     def set_scale(self, value):
@@ -310,8 +312,9 @@ class LRControl:
                 if (isinstance(value, float) and value > 0
                         and key not in self.momentum_originals):
                     self.momentum_originals[key] = value
-                    object.__setattr__(optimizer, attribute,
-                                       ScheduledHyperparameter(value, self))
+                    keras_compat.set_untracked(
+                        optimizer, attribute,
+                        ScheduledHyperparameter(value, self))
         if self.momentum_originals:
             _retrace(self.model)
         return tuple(dict.fromkeys(
@@ -335,7 +338,7 @@ def variable_scope(model):
 def _retrace(model):
     # Keras caches the traced train function across `fit` calls; a rebuilt
     # function is traced lazily on its first call (once per fit).
-    model.make_train_function(force=True)
+    keras_compat.rebuild_train_function(model)
 
 
 def check_model(callback, model):
@@ -410,7 +413,7 @@ def get(model):
 def current_learning_rate(optimizer, step=None):
     """The learning rate `optimizer` uses at `step` (default: next step)."""
     optimizer = innermost(optimizer)
-    lr = optimizer._learning_rate
+    lr = keras_compat.learning_rate_object(optimizer)
     if step is None:
         step = optimizer.iterations
     if isinstance(lr, ControlledLearningRate):
@@ -437,7 +440,7 @@ def current_momentum(optimizer, step=None):
         value = getattr(optimizer, attribute, None)
         if isinstance(value, ScheduledHyperparameter):
             values[attribute] = float(
-                ops.convert_to_numpy(value._tensor(step)))
+                ops.convert_to_numpy(value.value_at(step)))
         elif isinstance(value, float):
             values[attribute] = value
     return values

@@ -11,13 +11,15 @@ difference reads 0.0 for the rest of the epoch), and with
 step, into a ring buffer of `steps_per_execution` float32 values, by
 wrapping the tracker's `update_state` on the tracker instance.
 
-This is the one module that relies on Keras internals. Missing public API:
-a hook that sees each step's loss inside the train step. What it relies on
-(Keras 3.15 `backend/*/trainer.py`): the train step calls
-`update_state(loss)` on the model's metric named `"loss"` (the first of
-`model.metrics`) once per step, with the step's scalar loss. The canary
-test `tests/callbacks/test_step_loss.py` fails loudly if a Keras release
-changes that. On TensorFlow and PyTorch the buffer variables live outside
+It relies on Keras internals, all reached through `callbacks._keras_compat`
+(touch points `loss_tracker_update_state`, `metric_variables`,
+`jax_state_sync`). Missing public API: a hook that sees each step's loss
+inside the train step. What it relies on (`backend/*/trainer.py`): the
+train step calls `update_state(loss)` on the model's metric named `"loss"`
+(`keras_compat.LOSS_TRACKER_NAME`) once per step, with the step's scalar
+loss. The canary tests `tests/test_keras_compat.py` and
+`tests/callbacks/test_step_loss.py` fail loudly if a Keras release changes
+that. On TensorFlow and PyTorch the buffer variables live outside
 the model's state, which their trainers allow. The JAX trainer's stateless
 step carries only the model's, the optimizer's and the metrics' variables
 (it would drop updates of any other), so there the buffer is made part of
@@ -34,13 +36,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from callbacks import _keras_compat as keras_compat
+
 _ATTR = "_keras_recipes_step_loss"
 
 
 def loss_tracker(model):
     """The model's `loss` tracker (a `Mean` metric), or `None`."""
     for metric in model.metrics:
-        if metric.name != "loss":
+        if metric.name != keras_compat.LOSS_TRACKER_NAME:
             continue
         left_over = metric.__dict__.get(_ATTR)
         if left_over is not None:
@@ -108,7 +112,7 @@ class StepLossRecorder:
 
         tracker.update_state = update_state
         tracker.__dict__[_ATTR] = self
-        self.model.make_train_function(force=True)
+        keras_compat.rebuild_train_function(self.model)
         self.skip()
         return True
 
@@ -122,17 +126,16 @@ class StepLossRecorder:
             # Internal (see the module docstring): the tracker gets back its
             # own two variables, so the model's metric state has its
             # original layout again.
-            tracker._variables[:] = [
-                v for v in tracker._variables
-                if v is not self.losses and v is not self.count]
-        self.model.make_train_function(force=True)
+            keras_compat.remove_metric_variables(
+                tracker, (self.losses, self.count))
+        keras_compat.rebuild_train_function(self.model)
 
     def _sync(self):
         if _in_metric_state():
             # Internal (see the module docstring): mid-epoch, the JAX
             # trainer keeps the step's state apart from the model's
             # variables until something attaches it.
-            self.model.jax_state_sync()
+            keras_compat.jax_state_sync(self.model)
 
     def skip(self):
         """Forget the losses recorded so far (validation steps, say)."""

@@ -18,6 +18,7 @@ import warnings
 import keras
 import numpy as np
 
+from callbacks import _keras_compat as keras_compat
 from callbacks import _ownership, _state
 from callbacks._validation import check_number
 
@@ -458,31 +459,6 @@ class Checkpointing(keras.callbacks.Callback):
         for variable, value in zip(metrics, saved, strict=True):
             variable.assign(value)
 
-    def _skip_batches(self, count):
-        """Consume `count` batches of this epoch without training on them."""
-        model = self.model
-        real = model.train_function
-        per_call = int(getattr(model, "steps_per_execution", 1) or 1)
-        remaining = [count]
-        backend = keras.backend.backend()
-
-        def skip(*args):
-            # The train function's signature depends on the backend:
-            # TensorFlow passes the iterator; JAX passes `(state, iterator)`
-            # and takes `(logs, state)` back; torch passes the batches its
-            # epoch iterator already drew.
-            if backend != "torch":
-                iterator = args[-1]
-                for _ in range(min(per_call, remaining[0])):
-                    next(iterator)
-            remaining[0] -= per_call
-            if remaining[0] <= 0:
-                model.train_function = real
-            # No step ran, so there is no loss to report for these batches.
-            return ({}, args[0]) if backend == "jax" else {}
-
-        model.train_function = skip
-
     # ------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
         mine = _ownership.owned(self.directory)
@@ -502,16 +478,15 @@ class Checkpointing(keras.callbacks.Callback):
         if meta is not None:
             self._resume_epoch = meta["epoch"]
             self._skip = meta["step_in_epoch"]
-            # `fit` starts its epoch loop at `model._initial_epoch`, the
-            # hook Keras's own BackupAndRestore uses.
-            self.model._initial_epoch = meta["epoch"]
+            # The hook Keras's own BackupAndRestore uses.
+            keras_compat.set_initial_epoch(self.model, meta["epoch"])
         self._last_save_step = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
         # `fit` has read its start epoch by now; clearing the hook here, not
         # only at train end, means a resumed `fit` that raises leaves no
         # stale start epoch for the next `fit` of the model.
-        self.model._initial_epoch = None
+        keras_compat.set_initial_epoch(self.model, None)
         self._epoch = epoch
         self._trained = True
         if self._saved_tracked is not None:
@@ -546,7 +521,7 @@ class Checkpointing(keras.callbacks.Callback):
             _state.write(self.model, self._saved, ("lr_control",))
             self._saved = None
         if self._pending_skip:
-            self._skip_batches(self._pending_skip)
+            keras_compat.skip_batches(self.model, self._pending_skip)
             self._pending_skip = 0
         if self.save_freq == "epoch" or batch < self._skip_until:
             return
@@ -564,6 +539,6 @@ class Checkpointing(keras.callbacks.Callback):
             self._save(epoch + 1, 0)
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None
+        keras_compat.set_initial_epoch(self.model, None)
         if self._trained:
             self._save(self._epoch + 1, 0, finished=True)

@@ -1,7 +1,10 @@
 """`ReduceLROnPlateau` that also works on top of learning-rate schedules."""
 
+import warnings
+
 import keras
 
+from callbacks import _keras_compat as keras_compat
 from callbacks import _lr_control
 from callbacks._validation import check_number
 
@@ -73,23 +76,51 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
                          cooldown=cooldown, min_lr=min_lr, **kwargs)
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+        # Keras 3.13 keeps `best` from an earlier `fit`; 3.15 resets it.
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
         self._control = _lr_control.attach(self, self.model)
         self._control.set_floor(self.min_lr)
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
+        # Keras's own loop (3.15), with the reduction through the LR
+        # controller: Keras's callback sets `optimizer.learning_rate`, which
+        # a schedule refuses (only Keras >= 3.14 routes it through a hook).
+        keras_compat.settle_monitor_mode(self)
+        optimizer = self.model.optimizer
         if logs is not None:
-            # Keras logs the rate of the next step; with a schedule that is
-            # not the rate this epoch used.
-            optimizer = self.model.optimizer
+            # The rate of the epoch's last step: with a schedule, the next
+            # step's (what Keras logs) is not the rate this epoch used.
             logs["learning_rate"] = _lr_control.current_learning_rate(
                 optimizer, _lr_control.last_step(optimizer))
+        logs = logs or {}
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                "Learning rate reduction is conditioned on metric "
+                f"`{self.monitor}` which is not available. Available metrics "
+                f"are: {','.join(list(logs.keys()))}.",
+                stacklevel=2,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if keras_compat.monitor_improved(self, current):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience and self._reduce(epoch):
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
 
     def on_train_end(self, logs=None):
         _lr_control.detach(self, self.model)
 
-    def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
+    def _reduce(self, epoch):
+        optimizer = self.model.optimizer
         old_lr = _lr_control.current_learning_rate(optimizer)
         if old_lr <= self.min_lr:
             return False

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from callbacks import _keras_compat as keras_compat
 from callbacks._validation import check_backend, check_choice, check_number
 
 SCHEDULES = ("polynomial", "constant")
@@ -440,7 +441,7 @@ def _strategy_scope(model):
 def _rebuild_train_function(model):
     # A traced train step has the old constraints baked in.
     if getattr(model, "compiled", False):
-        model.make_train_function(force=True)
+        keras_compat.rebuild_train_function(model)
 
 
 class Pruning(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ import contextlib
 
 import keras
 
+from callbacks import _keras_compat as keras_compat
 from callbacks._validation import check_backend, check_number
 
 
@@ -148,7 +149,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
                     optimizer.build(self.model.trainable_variables)
             # Keras has no public list of the variables an optimizer was
             # built for (it refuses others with "Unknown variable").
-            known = {id(v) for v in optimizer._trainable_variables}
+            known = {id(v) for v in
+                     keras_compat.optimizer_built_variables(optimizer)}
             missing = sorted({
                 v.path for stage in self.stages for layer in stage
                 for v in layer.trainable_weights if id(v) not in known})
@@ -169,7 +171,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self._set(count)
         # Keras caches the traced step, with the trainable variables of
         # its trace: rebuild it for the new set.
-        self.model.make_train_function(force=True)
+        keras_compat.rebuild_train_function(self.model)
         if self.verbose:
             print(f"\nEpoch {epoch + 1}: GradualUnfreezing trains the top "
                   f"{count} of {len(self.stages)} stages.")

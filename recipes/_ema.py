@@ -23,6 +23,8 @@ both copies in their last bits. The swap here copies.
 
 import keras
 
+from callbacks._internal import keras_compat
+
 
 def ema_pairs(optimizer):
     """`(variable, average)` pairs of every optimizer in `optimizer` with EMA.
@@ -52,8 +54,8 @@ def ema_pairs(optimizer):
             stack.extend(children)
             continue
         if getattr(current, "use_ema", False) and current.built:
-            pairs.extend(zip(current._trainable_variables,
-                             current._model_variables_moving_average,
+            pairs.extend(zip(keras_compat.optimizer_built_variables(current),
+                             keras_compat.ema_averages(current),
                              strict=True))
     return pairs
 

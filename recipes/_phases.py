@@ -5,6 +5,7 @@ import math
 import warnings
 
 import callbacks as cb
+from callbacks._internal import keras_compat
 from callbacks.checkpointing import (
     Checkpointing,
 )
@@ -119,12 +120,6 @@ def diverged_error(model, phase, start, error):
     )
 
 
-# Iterators Keras's `fit` makes of a dataset of known length per epoch: the
-# epoch's own, and one at its end, which the next epoch replaces unused
-# (Keras 3.15's `EpochIterator`; the resume tests catch a change).
-_ITERATORS_PER_EPOCH = 2
-
-
 def align_shuffle(train, out, epoch):
     """Bring `train`'s shuffle to where an uninterrupted run has it at `epoch`.
 
@@ -149,7 +144,7 @@ def align_shuffle(train, out, epoch):
     missing = epoch - out.epochs_drawn
     if missing <= 0 or int(train.cardinality()) < 0:
         return
-    for _ in range(_ITERATORS_PER_EPOCH * missing):
+    for _ in range(keras_compat.ITERATORS_PER_EPOCH * missing):
         iter(train)
     out.epochs_drawn = epoch
 

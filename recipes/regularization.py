@@ -22,7 +22,7 @@ a custom layer, which would lose it on reload: give those layers
 
 import keras
 
-from callbacks._internal import check_number, register
+from callbacks._internal import check_number, keras_compat, register
 from recipes.optimizers._wrapper import innermost_optimizer
 from recipes.optimizers.lars import LARS
 
@@ -114,8 +114,8 @@ def _set_on_kernels(model, kernels, kind, value):
         setattr(variable, kind, value)
         setattr(layer, reg_attr if kind == "regularizer" else con_attr, value)
     # A traced train function captured the old losses and constraints.
-    if getattr(model, "train_function", None) is not None:
-        model.make_train_function(force=True)
+    if keras_compat.train_function(model) is not None:
+        keras_compat.rebuild_train_function(model)
     return [variable.path for _, variable, _, _ in kernels]
 
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from callbacks._internal import check_number
+from callbacks._internal import check_number, keras_compat
 
 BASE_KWARGS = (
     "weight_decay",
@@ -80,7 +80,7 @@ class MomentOptimizer(keras.optimizers.Optimizer):
 
     def moments(self, variable):
         """The `(first, second)` moment slots of `variable`."""
-        index = self._get_variable_index(variable)
+        index = keras_compat.variable_index(self, variable)
         return self._first_moments[index], self._second_moments[index]
 
     def get_config(self):

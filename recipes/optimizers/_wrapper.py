@@ -9,9 +9,14 @@ slots.
 
 import keras
 
+from callbacks._internal import keras_compat
 from recipes.optimizers._common import BASE_KWARGS
 
 
+# `keras.callbacks.SwapEMAWeights` reads the averages from the optimizer it
+# is given (the wrapper); they are the wrapped optimizer's. Raises
+# AttributeError without EMA, as Keras.
+@keras_compat.delegate_ema_averages
 class WrapperOptimizer(keras.optimizers.Optimizer):
     """Delegating base: subclasses transform the inner optimizer's `apply`.
 
@@ -118,13 +123,6 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
         if inner is not None:
             inner.loss_scale_factor = loss_scale_factor
 
-    @property
-    def _model_variables_moving_average(self):
-        # `keras.callbacks.SwapEMAWeights` swaps the weights with this list
-        # of the optimizer it is given (the wrapper); the averages are the
-        # wrapped optimizer's. Raises AttributeError without EMA, as Keras.
-        return self.inner_optimizer._model_variables_moving_average
-
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Excludes variables from the wrapped optimizer's weight decay.
 
@@ -142,7 +140,8 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables + list(self.inner_optimizer.variables)
+        return (list(keras_compat.optimizer_own_variables(self))
+                + list(self.inner_optimizer.variables))
 
     @property
     def iterations(self):
@@ -170,7 +169,7 @@ class WrapperOptimizer(keras.optimizers.Optimizer):
                     "`apply`, to build the optimizer. "
                     "Received: trainable_variables=None"
                 )
-            return list(self._trainable_variables)
+            return list(keras_compat.optimizer_built_variables(self))
         trainable_variables = list(trainable_variables)
         if not self.built:
             self.build(trainable_variables)

@@ -23,7 +23,7 @@ import re
 
 import keras
 
-from callbacks._internal import check_number, register
+from callbacks._internal import check_number, keras_compat, register
 from recipes.optimizers._wrapper import WrapperOptimizer, innermost_optimizer
 
 
@@ -42,16 +42,6 @@ class _Follow:
         return keras.ops.multiply(
             keras.ops.cast(self.head.learning_rate, "float32"),
             self.multiplier)
-
-
-def _copy_weight_decay_exclusions(source, target):
-    # Keras has no public getter for what `exclude_from_weight_decay` set
-    # (the variable keys and the compiled name pattern), and an optimizer's
-    # config does not hold them: copy the attributes that method writes.
-    for attribute in ("_exclude_from_weight_decay",
-                      "_exclude_from_weight_decay_pattern"):
-        if hasattr(source, attribute):
-            object.__setattr__(target, attribute, getattr(source, attribute))
 
 
 @register
@@ -133,7 +123,7 @@ class DiscriminativeOptimizer(WrapperOptimizer):
         config["config"]["name"] = f"{optimizer.name}_group{index}"
         copy = keras.optimizers.deserialize(config)
         copy.learning_rate = _Follow(optimizer, multiplier)
-        _copy_weight_decay_exclusions(innermost_optimizer(optimizer),
+        keras_compat.copy_weight_decay_exclusions(innermost_optimizer(optimizer),
                                       innermost_optimizer(copy))
         return copy
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from callbacks._internal import check_number, register
+from callbacks._internal import check_number, keras_compat, register
 from recipes.optimizers._common import as_dense, check_learning_rate
 
 
@@ -107,11 +107,11 @@ class LARS(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         g = as_dense(gradient, dtype)
-        v = self._momentums[self._get_variable_index(variable)]
+        v = self._momentums[keras_compat.variable_index(self, variable)]
         if self._adapts(variable):
             # Keras's exclusion list (`exclude_from_weight_decay`).
-            wd = self.lars_weight_decay if self._use_weight_decay(
-                variable) else 0.0
+            wd = (self.lars_weight_decay
+                  if keras_compat.uses_weight_decay(self, variable) else 0.0)
             w_norm = ops.sqrt(ops.sum(ops.square(variable)))
             g_norm = ops.sqrt(ops.sum(ops.square(g)))
             trust = ops.where(

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from callbacks._internal import check_number, register
+from callbacks._internal import check_number, keras_compat, register
 from recipes.optimizers._wrapper import WrapperOptimizer
 
 
@@ -109,7 +109,7 @@ class Lookahead(WrapperOptimizer):
         # JAX traces the step statelessly: an assignment inside a `cond`
         # branch would leak a tracer, so both outcomes are computed and the
         # variables always assigned the selected one.
-        slows = [self._slow_weights[self._get_variable_index(v)]
+        slows = [self._slow_weights[keras_compat.variable_index(self, v)]
                  for v in variables]
         for variable, slow in zip(variables, slows, strict=True):
             fast = ops.convert_to_tensor(variable)
@@ -130,7 +130,8 @@ class Lookahead(WrapperOptimizer):
 
     def _sync(self, distribution, variables, due):
         for variable in variables:
-            slow = self._slow_weights[self._get_variable_index(variable)]
+            slow = self._slow_weights[
+                keras_compat.variable_index(self, variable)]
             distribution.extended.update(
                 variable.value, self._sync_one, args=(slow.value, due),
                 group=False,
@@ -141,7 +142,8 @@ class Lookahead(WrapperOptimizer):
         for variable in variables:
             if variable.constraint is None:
                 continue
-            slow = self._slow_weights[self._get_variable_index(variable)]
+            slow = self._slow_weights[
+                keras_compat.variable_index(self, variable)]
             distribution.extended.update(
                 variable.value, self._constrain_one,
                 args=(slow.value, due, variable.constraint), group=False,

@@ -3,7 +3,12 @@
 import keras
 from keras import ops
 
-from callbacks._internal import check_backend, check_number, register
+from callbacks._internal import (
+    check_backend,
+    check_number,
+    keras_compat,
+    register,
+)
 
 
 @register
@@ -164,7 +169,7 @@ class SAM(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         # `compute_loss_and_updates` is the JAX trainer's stateless loss
         # (its own `train_step` differentiates it the same way).
-        grad_fn = jax.value_and_grad(self.compute_loss_and_updates,
+        grad_fn = jax.value_and_grad(keras_compat.jax_loss_and_updates(self),
                                      has_aux=True)
         (_, aux), gradients = grad_fn(
             trainable, non_trainable, metrics_vars, x, y, sample_weight,

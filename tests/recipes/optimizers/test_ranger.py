@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 
+from callbacks import _keras_compat as keras_compat
 from recipes.optimizers import Ranger
 from tests.helpers import assert_swap_ema_weights
 from tests.recipes.optimizers._steps import assert_trajectory, fixed_problem
@@ -96,7 +97,7 @@ def test_reports_and_swaps_the_ema_of_its_radam():
     for g in grads:
         opt.apply([keras.ops.convert_to_tensor(g)], model.trainable_variables)
     raw = model.trainable_variables[0].numpy()
-    average = opt.radam._model_variables_moving_average[0].numpy()
+    average = keras_compat.ema_averages(opt.radam)[0].numpy()
     assert not np.allclose(raw, average)
     assert_swap_ema_weights(model, average, raw)
 
