@@ -256,6 +256,10 @@ class LRFinder:
                     if batch is None:
                         exhausted = True
                         break
+                # Each step's own loss: Keras 3.13 keeps the loss tracker's
+                # running mean across `train_on_batch` calls (3.15 resets
+                # it), so it is reset here on every version.
+                model.reset_metrics()
                 logs = model.train_on_batch(*batch, return_dict=True)
                 loss = float(logs["loss"])
                 avg = self.smoothing * avg + (1 - self.smoothing) * loss

@@ -110,10 +110,18 @@ class BlurPool2D(keras.layers.Layer):
 
     def call(self, inputs):
         padded = self._pad(inputs)
-        return ops.depthwise_conv(
+        if self.data_format == "channels_first":
+            # Channels-last for the convolution: TensorFlow's CPU depthwise
+            # convolution refuses channels-first input under Keras 3.13
+            # (3.15 transposes it itself); same values either way.
+            padded = ops.transpose(padded, (0, 2, 3, 1))
+        outputs = ops.depthwise_conv(
             padded, ops.cast(self._kernel, inputs.dtype),
             strides=self.strides, padding="valid",
-            data_format=self.data_format)
+            data_format="channels_last")
+        if self.data_format == "channels_first":
+            outputs = ops.transpose(outputs, (0, 3, 1, 2))
+        return outputs
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

@@ -255,6 +255,8 @@ def test_nested_backbone_reloads_with_each_groups_state(tmp_path):
         "conv/bias", "conv/kernel"]
 
 
+@pytest.mark.skipif(not hasattr(keras.optimizers, "MultiOptimizer"),
+                    reason="this Keras has no MultiOptimizer")
 def test_keras_multi_optimizer_still_fails_to_reload(tmp_path):
     # Canary: Keras 3.15's MultiOptimizer maps variables by path, and a
     # `.keras` reload shortens a nested backbone's paths, so the reload
