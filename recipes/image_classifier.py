@@ -716,11 +716,11 @@ def fit_image_classifier(
     loss = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing)
     patience = max(3, epochs // 4) if patience is None else patience
-    fit_kw = dict(train=train, val=val, loss=loss, spe=spe, steps=steps,
-                  runtime=runtime, out=out, verbose=verbose,
-                  early_stopping=early_stopping, patience=patience,
-                  schedule=schedule, warmup_fraction=warmup_fraction,
-                  extra_callbacks=list(callbacks or []))
+    training = _phases.Training(
+        train=train, val=val, loss=loss, steps_per_epoch=steps,
+        steps_per_execution=spe, runtime=runtime, out=out, verbose=verbose,
+        early_stopping=early_stopping, patience=patience, schedule=schedule,
+        warmup_fraction=warmup_fraction, callbacks=tuple(callbacks or ()))
 
     peak, finder = _optimization.resolve_learning_rate(
         learning_rate, model=model, make_train=make_train, loss=loss,
@@ -729,37 +729,31 @@ def fit_image_classifier(
             optimizer, rate, weight_decay),
         default_scale=1.0 if pretrained else SCRATCH_LR_SCALE,
         num_examples=images.num_train)
-    history = _phases.fit_phase(
-        model, phase=1, epochs=epochs, initial_epoch=0,
-        optimizer_fn=lambda s: _optimization.make_optimizer(
-            optimizer, s(peak), weight_decay, ema_momentum), **fit_kw)
-
+    phases = [_phases.Phase(
+        1, epochs, lambda s: _optimization.make_optimizer(
+            optimizer, s(peak), weight_decay, ema_momentum))]
     if unfrozen:
-        backbone_model.trainable = True
-        chosen = {id(layer) for layer in unfrozen}
-        for layer in leaf_layers(backbone_model):
-            layer.trainable = id(layer) in chosen
-        head_peak = peak / 10
+        def unfreeze_top():
+            backbone_model.trainable = True
+            chosen = {id(layer) for layer in unfrozen}
+            for layer in leaf_layers(backbone_model):
+                layer.trainable = id(layer) in chosen
 
         def two_rates(make):
             return discriminative_optimizer(
-                model, _optimization.make_optimizer(optimizer, make(head_peak),
-                                                weight_decay, ema_momentum),
+                model, _optimization.make_optimizer(
+                    optimizer, make(peak / 10), weight_decay, ema_momentum),
                 groups=[backbone_model], lr_mult=[backbone_lr_ratio])
 
-        first_epoch = len(history.get("loss", []))
-        phase2_kw = fit_kw
-        if unfreeze == "gradual":
+        def gradual(first_epoch):
             stages = _gradual_stages(unfrozen, fine_tune_epochs)
-            phase2_kw = {**fit_kw, "extra_callbacks": [
-                *fit_kw["extra_callbacks"], cb.GradualUnfreezing(
-                    stages, unfreeze_at=[first_epoch + k
-                                         for k in range(len(stages))])]}
-        second = _phases.fit_phase(
-            model, phase=2, epochs=fine_tune_epochs,
-            initial_epoch=first_epoch, optimizer_fn=two_rates,
-            earlier=history, **phase2_kw)
-        history = _phases.merge_histories(history, second)
+            return [cb.GradualUnfreezing(stages, unfreeze_at=[
+                first_epoch + k for k in range(len(stages))])]
+
+        phases.append(_phases.Phase(
+            2, fine_tune_epochs, two_rates, setup=unfreeze_top,
+            callbacks=gradual if unfreeze == "gradual" else None))
+    history = _phases.run_phases(model, phases, training)
 
     metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)

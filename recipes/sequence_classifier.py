@@ -450,15 +450,13 @@ def fit_sequence_classifier(
         make_optimizer=lambda rate: make_clipped_optimizer(
             optimizer, rate, weight_decay, clipnorm),
         num_examples=seqs.num_train)
-    history = _phases.fit_phase(
-        model, phase=1, epochs=epochs, initial_epoch=0,
-        optimizer_fn=lambda s: make_clipped_optimizer(
-            optimizer, s(peak), weight_decay, clipnorm),
-        train=train, val=val, loss=loss, spe=spe, steps=steps,
-        runtime=runtime, out=out, verbose=verbose,
+    phase = _phases.Phase(1, epochs, lambda s: make_clipped_optimizer(
+        optimizer, s(peak), weight_decay, clipnorm))
+    history = _phases.run_phases(model, [phase], _phases.Training(
+        train=train, val=val, loss=loss, steps_per_epoch=steps,
+        steps_per_execution=spe, runtime=runtime, out=out, verbose=verbose,
         early_stopping=early_stopping, patience=patience, schedule=schedule,
-        warmup_fraction=warmup_fraction,
-        extra_callbacks=list(callbacks or []))
+        warmup_fraction=warmup_fraction, callbacks=tuple(callbacks or ())))
 
     metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)
@@ -621,23 +619,21 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         return model
 
     def _compile(self, hp, model, epochs):
+        """Compile `model` as the recipe's single phase of `epochs`."""
         options = self.options
         peak = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log",
                         default=self.default_learning_rate)
-        total = epochs * self.steps
-        schedule = _optimization.make_schedule(
-            options["schedule"], peak, total,
-            round(options["warmup_fraction"] * total))
-        model.compile(
-            optimizer=make_clipped_optimizer(
-                options["optimizer"], schedule, options["weight_decay"],
-                hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=1.0)),
-            loss=keras.losses.CategoricalCrossentropy(
+        phase = _phases.Phase(1, epochs, lambda s: make_clipped_optimizer(
+            options["optimizer"], s(peak), options["weight_decay"],
+            hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=1.0)))
+        _phases.compile_phase(
+            model, phase, loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=options["label_smoothing"]),
-            metrics=[_optimization.accuracy_metric()],
+            steps_per_epoch=self.steps,
             steps_per_execution=_runtime.steps_per_execution_for(
-                "auto", self.steps))
-        _optimization.build_optimizer(model)
+                "auto", self.steps),
+            schedule=options["schedule"],
+            warmup_fraction=options["warmup_fraction"])
 
     def fit(self, hp, model, *args, epochs=1, callbacks=None, verbose=0,
             **kwargs):
