@@ -87,14 +87,18 @@ class FitResult:
         metrics: Final metrics (`val_*`, and `test_*` with test data).
         config: The resolved configuration (every default made explicit).
         output_dir: The run directory, or `None`.
+        plan: What the recipe resolved its arguments to (a recipe's plan
+            object), or `None`.
     """
 
-    def __init__(self, model, history, metrics, config, output_dir=None):
+    def __init__(self, model, history, metrics, config, output_dir=None,
+                 plan=None):
         self.model = model
         self.history = history
         self.metrics = metrics
         self.config = config
         self.output_dir = output_dir
+        self.plan = plan
 
     def plot(self, path=None):
         """Plot the training curves (matplotlib).
@@ -128,8 +132,8 @@ class ClassifierResult(FitResult):
     """
 
     def __init__(self, model, class_names, history, metrics, config,
-                 output_dir=None):
-        super().__init__(model, history, metrics, config, output_dir)
+                 output_dir=None, plan=None):
+        super().__init__(model, history, metrics, config, output_dir, plan)
         self.class_names = list(class_names)
 
     def _tta_policy(self, tta):

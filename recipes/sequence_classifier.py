@@ -214,13 +214,7 @@ def _check_model_args(cell, bidirectional, units, layers, dropout,
 
 
 def _check_args(kw):
-    _checks.check_training_args(
-        epochs=kw["epochs"], batch_size=kw["batch_size"],
-        learning_rate=kw["learning_rate"], weight_decay=kw["weight_decay"],
-        label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
-        warmup_fraction=kw["warmup_fraction"],
-        steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"])
+    _checks.check_recipe_training_args(kw)
     _check_model_args(kw["cell"], kw["bidirectional"], kw["units"],
                       kw["layers"], kw["dropout"], kw["recurrent_dropout"],
                       kw["max_tokens"], kw["max_length"], kw["embedding_dim"])
