@@ -78,6 +78,12 @@ class Training:
     callbacks: tuple = ()
 
 
+def resolve_patience(patience, epochs):
+    """Early-stopping patience: `patience`, or `max(3, epochs // 4)` for
+    `None` (a quarter of the run, at least 3 epochs)."""
+    return max(3, epochs // 4) if patience is None else patience
+
+
 def run_phases(model, phases, training):
     """Train `model` through `phases` in order; their merged history.
 

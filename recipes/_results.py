@@ -43,6 +43,26 @@ def training_config(*, runtime, steps_per_execution, learning_rate,
     }
 
 
+# Settings a recipe's config records as given (those its config has).
+_RECORDED = ("optimizer", "schedule", "warmup_fraction", "label_smoothing",
+             "weight_decay", "ema_momentum", "batch_size", "early_stopping")
+
+
+def recipe_training_config(config, plan, *, runtime, learning_rate,
+                           used_lr_finder, history):
+    """`training_config` of a recipe's `config` and `plan` (dataclasses):
+    its optimizer settings as given, its plan's patience and steps per
+    call."""
+    return training_config(
+        runtime=runtime, steps_per_execution=plan.steps_per_execution,
+        learning_rate=learning_rate,
+        requested_learning_rate=config.learning_rate,
+        used_lr_finder=used_lr_finder, history=history,
+        **{name: getattr(config, name) for name in _RECORDED
+           if hasattr(config, name)},
+        patience=plan.patience, seed=config.seed)
+
+
 def save_plot(history, path):
     """Save training curves (loss and accuracy) to `path`."""
     import matplotlib

@@ -612,17 +612,9 @@ def _run_config(config, plan, images, runtime, info, unfrozen, peak,
         "backbone_lr_ratio": config.backbone_lr_ratio,
         "dropout": config.dropout, "augment": plan.augment,
         "mixup": config.mixup, "cutmix": config.cutmix,
-        **_results.training_config(
-            runtime=runtime, steps_per_execution=plan.steps_per_execution,
-            learning_rate=peak, requested_learning_rate=config.learning_rate,
-            used_lr_finder=finder, history=history,
-            optimizer=config.optimizer, schedule=config.schedule,
-            warmup_fraction=config.warmup_fraction,
-            label_smoothing=config.label_smoothing,
-            weight_decay=config.weight_decay,
-            ema_momentum=config.ema_momentum, batch_size=config.batch_size,
-            early_stopping=config.early_stopping, patience=plan.patience,
-            seed=config.seed),
+        **_results.recipe_training_config(
+            config, plan, runtime=runtime, learning_rate=peak,
+            used_lr_finder=finder, history=history),
     }
 
 

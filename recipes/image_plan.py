@@ -16,7 +16,7 @@ import os
 import keras
 
 from callbacks._internal import check_choice, check_number
-from recipes import _checks, _runtime
+from recipes import _checks, _phases, _runtime
 from recipes.backbones import get_backbone_info, is_pretrained
 from recipes.data import (
     BAD_IMAGE_ACTIONS,
@@ -182,8 +182,7 @@ def resolve(config, images, runtime):
         backbone_input_shape=backbone_input_shape(backbone, size,
                                                   input_shape),
         epochs=epochs, fine_tune_epochs=fine_tune_epochs,
-        patience=(max(3, epochs // 4) if config.patience is None
-                  else config.patience),
+        patience=_phases.resolve_patience(config.patience, epochs),
         augment=resolve_augment(config.augment, pretrained),
         learning_rate_scale=learning_rate_scale(pretrained),
         steps_per_epoch=steps,
