@@ -73,6 +73,7 @@ def test_lstm_reaches_floor(lstm_run, seq_mnist):
     np.testing.assert_allclose(result.metrics["val_accuracy"], accuracy,
                                atol=1e-6)
     assert result.config["cell"] == "lstm"
+    assert result.plan.patience == result.config["patience"]
     assert result.model.get_layer("bidirectional_0") is not None
 
 
