@@ -77,6 +77,21 @@ class Training:
     warmup_fraction: float
     callbacks: tuple = ()
 
+    @classmethod
+    def of_run(cls, config, plan, *, train, val, loss, runtime, out):
+        """The `Training` of a recipe run: the settings of its `config`
+        (`verbose`, `early_stopping`, `schedule`, `warmup_fraction`,
+        `callbacks`) and its `plan` (`steps_per_epoch`,
+        `steps_per_execution`, `patience`)."""
+        return cls(
+            train=train, val=val, loss=loss,
+            steps_per_epoch=plan.steps_per_epoch,
+            steps_per_execution=plan.steps_per_execution, runtime=runtime,
+            out=out, verbose=config.verbose,
+            early_stopping=config.early_stopping, patience=plan.patience,
+            schedule=config.schedule, warmup_fraction=config.warmup_fraction,
+            callbacks=tuple(config.callbacks or ()))
+
 
 def resolve_patience(patience, epochs):
     """Early-stopping patience: `patience`, or `max(3, epochs // 4)` for

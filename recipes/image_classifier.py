@@ -494,14 +494,8 @@ def fit_image_classifier(
     history = _phases.run_phases(
         model, _training_phases(config, plan, model, backbone_model,
                                 unfrozen, peak),
-        _phases.Training(
-            train=train, val=val, loss=loss,
-            steps_per_epoch=plan.steps_per_epoch,
-            steps_per_execution=plan.steps_per_execution, runtime=runtime,
-            out=out, verbose=verbose, early_stopping=early_stopping,
-            patience=plan.patience, schedule=schedule,
-            warmup_fraction=warmup_fraction,
-            callbacks=tuple(callbacks or ())))
+        _phases.Training.of_run(config, plan, train=train, val=val,
+                                loss=loss, runtime=runtime, out=out))
     metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)
     recorded = _run_config(config, plan, images, runtime, info, unfrozen,

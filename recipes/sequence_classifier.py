@@ -390,13 +390,9 @@ def fit_sequence_classifier(
         num_examples=seqs.num_train)
     phase = _phases.Phase(1, plan.epochs, lambda s: make_clipped_optimizer(
         optimizer, s(peak), weight_decay, clipnorm))
-    history = _phases.run_phases(model, [phase], _phases.Training(
-        train=train, val=val, loss=loss,
-        steps_per_epoch=plan.steps_per_epoch,
-        steps_per_execution=plan.steps_per_execution, runtime=runtime,
-        out=out, verbose=verbose, early_stopping=early_stopping,
-        patience=plan.patience, schedule=schedule,
-        warmup_fraction=warmup_fraction, callbacks=tuple(callbacks or ())))
+    history = _phases.run_phases(model, [phase], _phases.Training.of_run(
+        config, plan, train=train, val=val, loss=loss, runtime=runtime,
+        out=out))
     metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
                                         test=test)
     recorded = _run_config(config, plan, seqs, runtime, vectorizer, peak,
