@@ -23,9 +23,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BatchSizeResult": "recipes.batch_size",
     "Interpretation": "recipes.interpretation",
+    "ImageClassifierConfig": "recipes.image_plan",
     "ImageClassifierHyperModel": "recipes.tuning",
+    "ImageClassifierPlan": "recipes.image_plan",
     "ImageClassifierResult": "recipes.image_classifier",
+    "SequenceClassifierConfig": "recipes.sequence_plan",
     "SequenceClassifierHyperModel": "recipes.sequence_classifier",
+    "SequenceClassifierPlan": "recipes.sequence_plan",
     "SequenceClassifierResult": "recipes.sequence_classifier",
     "augmentations": "recipes.augmentations",
     "backbones": "recipes.backbones",

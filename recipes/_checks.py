@@ -40,6 +40,17 @@ def check_training_args(*, epochs, batch_size, learning_rate, weight_decay,
     check_choice("verbose", verbose, (0, 1, 2))
 
 
+def check_recipe_training_args(kw, auto_epochs=False):
+    """`check_training_args` on the shared keywords in `kw`, a recipe's
+    keyword arguments by name."""
+    check_training_args(
+        **{name: kw[name] for name in (
+            "epochs", "batch_size", "learning_rate", "weight_decay",
+            "label_smoothing", "schedule", "warmup_fraction",
+            "steps_per_execution", "verbose", "callbacks", "seed")},
+        auto_epochs=auto_epochs)
+
+
 def check_epochs(epochs, auto=False):
     """`epochs` must be an integer >= 1 (or `"auto"`, with `auto`)."""
     if not auto:

@@ -43,6 +43,26 @@ def training_config(*, runtime, steps_per_execution, learning_rate,
     }
 
 
+# Settings a recipe's config records as given (those its config has).
+_RECORDED = ("optimizer", "schedule", "warmup_fraction", "label_smoothing",
+             "weight_decay", "ema_momentum", "batch_size", "early_stopping")
+
+
+def recipe_training_config(config, plan, *, runtime, learning_rate,
+                           used_lr_finder, history):
+    """`training_config` of a recipe's `config` and `plan` (dataclasses):
+    its optimizer settings as given, its plan's patience and steps per
+    call."""
+    return training_config(
+        runtime=runtime, steps_per_execution=plan.steps_per_execution,
+        learning_rate=learning_rate,
+        requested_learning_rate=config.learning_rate,
+        used_lr_finder=used_lr_finder, history=history,
+        **{name: getattr(config, name) for name in _RECORDED
+           if hasattr(config, name)},
+        patience=plan.patience, seed=config.seed)
+
+
 def save_plot(history, path):
     """Save training curves (loss and accuracy) to `path`."""
     import matplotlib
@@ -87,14 +107,18 @@ class FitResult:
         metrics: Final metrics (`val_*`, and `test_*` with test data).
         config: The resolved configuration (every default made explicit).
         output_dir: The run directory, or `None`.
+        plan: What the recipe resolved its arguments to (a recipe's plan
+            object), or `None`.
     """
 
-    def __init__(self, model, history, metrics, config, output_dir=None):
+    def __init__(self, model, history, metrics, config, output_dir=None,
+                 plan=None):
         self.model = model
         self.history = history
         self.metrics = metrics
         self.config = config
         self.output_dir = output_dir
+        self.plan = plan
 
     def plot(self, path=None):
         """Plot the training curves (matplotlib).
@@ -128,8 +152,8 @@ class ClassifierResult(FitResult):
     """
 
     def __init__(self, model, class_names, history, metrics, config,
-                 output_dir=None):
-        super().__init__(model, history, metrics, config, output_dir)
+                 output_dir=None, plan=None):
+        super().__init__(model, history, metrics, config, output_dir, plan)
         self.class_names = list(class_names)
 
     def _tta_policy(self, tta):

@@ -17,7 +17,7 @@ A backbone trained from scratch (`"small_cnn"`, or `weights=None`) trains
 in one phase with every layer trainable.
 """
 
-import math
+import dataclasses
 import os
 import warnings
 
@@ -25,9 +25,7 @@ import keras
 import numpy as np
 
 import callbacks as cb
-from callbacks._internal import check_choice, check_number
 from recipes import (
-    _checks,
     _optimization,
     _phases,
     _results,
@@ -37,45 +35,33 @@ from recipes import (
 )
 from recipes.backbones import (
     build_backbone,
-    get_backbone_info,
-    is_pretrained,
     leaf_layers,
     preprocessing_layers,
     select_fine_tune_layers,
 )
 from recipes.data import (
-    BAD_IMAGE_ACTIONS,
-    augmentation_layers,
-    check_image_size,
     load_image_data,
     make_pipeline,
+)
+
+# `SCRATCH_LR_SCALE` and the `resolve_*` rules are also read from here.
+from recipes.image_plan import (  # noqa: F401
+    SCRATCH_LR_SCALE,
+    ImageClassifierConfig,
+    resolve,
+    resolve_augment,
+    resolve_backbone,
+    resolve_epochs,
+    resolve_image_size,
 )
 from recipes.layers.classifier_dense import ClassifierDense
 from recipes.optimizers.discriminative import discriminative_optimizer
 
-# Images at most this large default to the small CNN trained from scratch.
-_SMALL_IMAGE = 64
-_DEFAULT_PRETRAINED = "efficientnetv2_b0"
-# Default peak LR of a backbone trained from scratch, relative to the
-# registry's batch-scaled rate: with BatchNormalization, the warmup and the
-# weight average it trains faster at twice the rate. On the four data sets
-# of `benchmarks/suite.py` (2 seeds each), half of it (1e-3 for AdamW at
-# batch 32) reached the keras.io convnet's final accuracy 1-3 epochs later
-# on the two digit sets, between 3 sooner and 2 later on the two others
-# (four seeds), and ended lower in 7 of 8 runs (by 0.3-0.6 points; see
-# benchmarks/RESULTS.md).
-SCRATCH_LR_SCALE = 2.0
 # Batch of the validation and test passes (at least the global training
 # batch): inference keeps no activations for a backward pass, and bigger
 # batches run faster (MNIST-5k validation, small_cnn, 2 CPU cores: 0.25 s
 # per pass at batch 32, 0.14 s at 256). Results do not depend on it.
 _EVAL_BATCH = 256
-UNFREEZE = ("at_once", "gradual")
-# `epochs="auto"`: a budget of optimizer steps, with a floor and a ceiling
-# on the epochs (see `resolve_epochs`).
-AUTO_EPOCHS_STEPS = 1000
-AUTO_EPOCHS_MIN = 10
-AUTO_EPOCHS_MAX = 60
 
 
 class ImageClassifierResult(_results.ClassifierResult):
@@ -94,8 +80,10 @@ class ImageClassifierResult(_results.ClassifierResult):
         history: Per-epoch training curves of both phases.
         metrics: `val_loss`, `val_accuracy` and, with `test_data`,
             `test_loss`, `test_accuracy`.
-        config: The resolved configuration.
+        config: The resolved configuration (as `run.json` records it).
         output_dir: The run directory, or `None`.
+        plan: The `recipes.image_plan.ImageClassifierPlan` the run
+            trained.
     """
 
     def _tta_policy(self, tta):
@@ -282,170 +270,6 @@ def build_image_classifier(backbone_model, preprocessing, *, input_shape,
     else:
         outputs = ClassifierDense(class_names, units=num_classes, **head)(x)
     return keras.Model(inputs, outputs, name="image_classifier")
-
-
-def resolve_backbone(backbone, image_shape):
-    """The backbone `"auto"` stands for: `"small_cnn"` for images up to
-    64x64 pixels, `"efficientnetv2_b0"` above; other values as given.
-
-    Example:
-
-    >>> resolve_backbone("auto", (28, 28, 1))
-    'small_cnn'
-    """
-    if not (isinstance(backbone, str) and backbone == "auto"):
-        return backbone
-    known = [s for s in image_shape[:2] if s is not None]
-    small = known and max(known) <= _SMALL_IMAGE
-    return "small_cnn" if small else _DEFAULT_PRETRAINED
-
-
-def resolve_epochs(epochs, num_train, batch_size):
-    """The number of epochs `epochs="auto"` stands for (others unchanged).
-
-    A backbone trained from scratch gets a budget of optimizer steps rather
-    than of epochs: `ceil(1000 / steps_per_epoch)` epochs, where
-    `steps_per_epoch = ceil(num_train / batch_size)`, but at least 10 and
-    at most 60. What a small network learns depends on how many updates it
-    makes, not on how many passes over the data: a fixed number of epochs
-    is a few dozen updates on a few hundred images and over a thousand on a
-    few thousand, so no epoch count suits both. With about 1,000 steps the
-    recipe ended above the keras.io convnet's best accuracy (over 30
-    epochs) on every data set of `benchmarks/suite.py` (a few hundred to a
-    few thousand images, grayscale and RGB, 8x8 to 32x32 pixels) and every
-    seed tried; half that budget only tied it on some seeds of the smaller
-    sets. The floor gives data sets of 100 batches or more 10 passes
-    (at least the budget in steps), enough for early stopping's patience of
-    3 epochs to tell a plateau from noise; the ceiling bounds the run on
-    tiny data sets, where more epochs mostly memorize them. Early stopping
-    on a validation plateau ends a run sooner when it stops improving.
-
-    A pretrained backbone gets the same budget for phase 1 (phase 2 then
-    gets half as many epochs, as for any `epochs`): a new head trained on
-    a few hundred images gets only a few dozen updates from a fixed number
-    of epochs, too few even from features that already separate the
-    images, while on data sets of 100 batches or more the floor of 10
-    epochs applies as before. Measured on one transfer pair (a small CNN
-    pretrained on MNIST-5k, reused on other digits; see
-    `benchmarks/RESULTS.md`): a fixed 10 epochs left a few hundred images
-    far below the budget's accuracy; ImageNet backbones were not measured.
-
-    Args:
-        epochs: The recipe's `epochs` argument.
-        num_train: Number of training images.
-        batch_size: Global training batch size.
-
-    Returns:
-        The number of epochs (an `int`).
-
-    Raises:
-        TypeError: If `epochs` is neither `"auto"` nor an integer.
-        ValueError: If `epochs`, `num_train` or `batch_size` is below 1.
-
-    Example:
-
-    >>> resolve_epochs("auto", num_train=4000, batch_size=32)  # 125 steps
-    10
-    >>> resolve_epochs("auto", num_train=1500, batch_size=32)  # 47 steps
-    22
-    >>> resolve_epochs("auto", num_train=300, batch_size=32)  # 10 steps
-    60
-    >>> resolve_epochs(5, num_train=300, batch_size=32)
-    5
-    """
-    _checks.check_epochs(epochs, auto=True)
-    if not (isinstance(epochs, str) and epochs == "auto"):
-        return int(epochs)
-    check_number("num_train", num_train, low=1, integer=True)
-    check_number("batch_size", batch_size, low=1, integer=True)
-    steps = math.ceil(num_train / batch_size)
-    return min(max(math.ceil(AUTO_EPOCHS_STEPS / steps), AUTO_EPOCHS_MIN),
-               AUTO_EPOCHS_MAX)
-
-
-def _registry_name(backbone):
-    return isinstance(backbone, str) and not backbone.endswith(".keras")
-
-
-def _check_from_scratch(backbone, fine_tune_epochs, fine_tune_layers,
-                        unfreeze):
-    """Refuse the fine-tuning arguments for a backbone trained from
-    scratch (one phase, every layer): they would be silently ignored."""
-    name = backbone if isinstance(backbone, str) else getattr(
-        backbone, "name", backbone)
-    if fine_tune_epochs:
-        raise ValueError(
-            "Argument `fine_tune_epochs` applies to pretrained backbones; "
-            f"backbone={name!r} with these weights trains from scratch. "
-            f"Received: fine_tune_epochs={fine_tune_epochs}"
-        )
-    if not (isinstance(fine_tune_layers, str) and fine_tune_layers == "auto"):
-        raise ValueError(
-            "Argument `fine_tune_layers` applies to pretrained backbones; "
-            f"backbone={name!r} with these weights trains from scratch, "
-            "every layer from the start. Received: "
-            f"fine_tune_layers={fine_tune_layers!r}"
-        )
-    if unfreeze != "at_once":
-        raise ValueError(
-            "Argument `unfreeze` applies to pretrained backbones; "
-            f"backbone={name!r} with these weights trains from scratch, "
-            f"every layer from the start. Received: unfreeze={unfreeze!r}"
-        )
-
-
-def _check_args(kw):
-    _checks.check_training_args(
-        epochs=kw["epochs"], batch_size=kw["batch_size"],
-        learning_rate=kw["learning_rate"], weight_decay=kw["weight_decay"],
-        label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
-        warmup_fraction=kw["warmup_fraction"],
-        steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"],
-        auto_epochs=True)
-    check_number("fine_tune_epochs", kw["fine_tune_epochs"], low=0,
-                 integer=True, allow_none=True)
-    layers = kw["fine_tune_layers"]
-    if isinstance(layers, int) and not isinstance(layers, bool):
-        check_number("fine_tune_layers", layers, low=0, integer=True)
-    elif not (isinstance(layers, str) and layers):
-        raise TypeError(
-            "Argument `fine_tune_layers` must be 'auto', 'all', a count of "
-            "top layers or a layer name. Received: "
-            f"fine_tune_layers={layers!r}"
-        )
-    check_choice("unfreeze", kw["unfreeze"], UNFREEZE)
-    check_number("dropout", kw["dropout"], low=0.0, high=1.0,
-                 high_inclusive=False)
-    check_number("ema_momentum", kw["ema_momentum"], low=0.0, high=1.0,
-                 high_inclusive=False, allow_none=True)
-    check_number("mixup", kw["mixup"], low=0.0)
-    check_number("cutmix", kw["cutmix"], low=0.0)
-    check_number("backbone_lr_ratio", kw["backbone_lr_ratio"], low=0.0,
-                 low_inclusive=False)
-    check_number("patience", kw["patience"], low=0, integer=True,
-                 allow_none=True)
-    check_number("seed", kw["seed"], low=0, integer=True, allow_none=True)
-    if kw["image_size"] is not None:
-        check_image_size(kw["image_size"])
-    check_choice("on_bad_image", kw["on_bad_image"], BAD_IMAGE_ACTIONS)
-    if not (isinstance(kw["augment"], str) and kw["augment"] == "auto"):
-        augmentation_layers(kw["augment"])
-    backbone = kw["backbone"]
-    if backbone != "auto" and _registry_name(backbone):
-        get_backbone_info(backbone)
-    elif not (backbone == "auto" or isinstance(backbone, keras.Model)
-              or isinstance(backbone, str | os.PathLike)):
-        raise TypeError(
-            "Argument `backbone` must be a registry name, a keras.Model or "
-            f"a .keras path. Received: backbone={backbone!r}"
-        )
-    if backbone != "auto" and not is_pretrained(backbone, kw["weights"]):
-        _check_from_scratch(backbone, kw["fine_tune_epochs"],
-                            kw["fine_tune_layers"], kw["unfreeze"])
-    from recipes import optimizers
-
-    optimizers.get_info(kw["optimizer"])
 
 
 def fit_image_classifier(
@@ -650,7 +474,8 @@ def fit_image_classifier(
         - [Szegedy et al., 2016](https://arxiv.org/abs/1512.00567)
     """
     kw = dict(locals())
-    _check_args(kw)
+    config = ImageClassifierConfig(**{k: v for k, v in kw.items()
+                                      if k != "data"})
     _check_output_outside_data(output_dir, data, validation_data)
     out = _run_dir.OutputDir(output_dir, overwrite,
                               settings=_run_dir.run_settings(kw))
@@ -658,66 +483,79 @@ def fit_image_classifier(
         keras.utils.set_random_seed(seed)
     runtime = _runtime.resolve_runtime(strategy, mixed_precision,
                                         batch_size)
-    size = check_image_size(image_size) if image_size is not None else None
-    if size is None and _registry_name(backbone) and backbone != "auto":
-        size = get_backbone_info(backbone).native_size
+    size = resolve_image_size(image_size, backbone)
     images = load_image_data(
         data, validation_data=validation_data,
         validation_split=validation_split, split=split, data_dir=data_dir,
         image_size=size, class_names=class_names, seed=seed or 0,
         on_bad_image=on_bad_image, verbose=int(verbose > 0))
-    test = None
-    if test_data is not None:
-        test = _load_test(data, test_data, images, split, data_dir, size,
-                          on_bad_image)
-    backbone = resolve_backbone(backbone, images.image_shape)
-    input_shape = images.image_shape
-    if None in input_shape[:2]:
-        if size is None:
-            raise ValueError(
-                "Argument `image_size` is required for images of varying "
-                f"sizes with backbone={backbone!r}. Received: image_size=None"
-            )
-        input_shape = (*size, input_shape[2])
+    test = None if test_data is None else _load_test(
+        data, test_data, images, split, data_dir, size, on_bad_image)
+    plan = resolve(config, images, runtime)
+    model, backbone_model, info, unfrozen = _build(config, plan, images,
+                                                   runtime)
+    out.open()
+    train, val, make_train = _pipelines(config, plan, images, runtime)
+    loss = keras.losses.CategoricalCrossentropy(
+        label_smoothing=label_smoothing)
+    peak, finder = _optimization.resolve_learning_rate(
+        learning_rate, model=model, make_train=make_train, loss=loss,
+        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
+        make_optimizer=lambda rate: _optimization.make_optimizer(
+            optimizer, rate, weight_decay),
+        default_scale=plan.learning_rate_scale,
+        num_examples=images.num_train)
+    history = _phases.run_phases(
+        model, _training_phases(config, plan, model, backbone_model,
+                                unfrozen, peak),
+        _phases.Training.of_run(config, plan, train=train, val=val,
+                                loss=loss, runtime=runtime, out=out))
+    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
+                                        test=test)
+    recorded = _run_config(config, plan, images, runtime, info, unfrozen,
+                           peak, finder, history)
+    out.write(model, recorded, metrics, history)
+    return ImageClassifierResult(model, images.class_names, history, metrics,
+                                 recorded, out.path, plan=plan)
 
+
+def _build(config, plan, images, runtime):
+    """The model of `plan`, its backbone (frozen when pretrained), the
+    backbone's `BackboneInfo` and the layers phase 2 unfreezes."""
     with _runtime.precision_policy(runtime.policy), \
             runtime.strategy.scope():
-        backbone_shape = None
-        if _registry_name(backbone):
-            info = get_backbone_info(backbone)
-            target = size or info.native_size or input_shape[:2]
-            backbone_shape = (*target, info.channels or input_shape[2])
-        backbone_model, info, pretrained = build_backbone(
-            backbone, weights, input_shape=backbone_shape)
-        if not pretrained:
-            _check_from_scratch(info.name, fine_tune_epochs,
-                                fine_tune_layers, unfreeze)
-        epochs = resolve_epochs(epochs, images.num_train,
-                                runtime.batch_size)
-        if fine_tune_epochs is None:
-            fine_tune_epochs = max(1, epochs // 2) if pretrained else 0
+        backbone_model, info, _ = build_backbone(
+            plan.backbone, config.weights,
+            input_shape=plan.backbone_input_shape)
         # Chosen now, so a misspelt layer name fails before phase 1 trains.
         unfrozen = (select_fine_tune_layers(backbone_model, info,
-                                            fine_tune_layers)
-                    if pretrained and fine_tune_epochs else [])
+                                            config.fine_tune_layers)
+                    if plan.pretrained and plan.fine_tune_epochs else [])
         model = build_image_classifier(
-            backbone_model, info.preprocessing, input_shape=input_shape,
-            value_range=images.value_range, num_classes=images.num_classes,
-            dropout=dropout, class_names=images.class_names)
-        if pretrained:
+            backbone_model, info.preprocessing,
+            input_shape=plan.input_shape, value_range=images.value_range,
+            num_classes=images.num_classes, dropout=config.dropout,
+            class_names=images.class_names)
+        if plan.pretrained:
             backbone_model.trainable = False
     model = distribute.prepare_model(model, runtime.strategy)
+    return model, backbone_model, info, unfrozen
 
-    augment = resolve_augment(augment, pretrained)
-    out.open()
+
+def _pipelines(config, plan, images, runtime):
+    """`(train, val, make_train)`: the training and validation pipelines,
+    and a maker of fresh training pipelines (for the LR range test)."""
     pipeline = dict(num_classes=images.num_classes,
-                    batch_size=runtime.batch_size, image_size=size,
+                    batch_size=runtime.batch_size,
+                    image_size=plan.image_size,
                     cache=images.source != "numpy")
+
     def make_train():
         return make_pipeline(
             images.train, training=True, num_examples=images.num_train,
-            augment=augment, value_range=images.value_range, mixup=mixup,
-            cutmix=cutmix, seed=seed, **pipeline)
+            augment=plan.augment, value_range=images.value_range,
+            mixup=config.mixup, cutmix=config.cutmix, seed=config.seed,
+            **pipeline)
 
     train = make_train()
     val = None
@@ -727,84 +565,65 @@ def fit_image_classifier(
             num_examples=images.num_validation,
             **{**pipeline,
                "batch_size": max(runtime.batch_size, _EVAL_BATCH)})
-    steps = math.ceil(images.num_train / runtime.batch_size)
-    spe = _runtime.steps_per_execution_for(steps_per_execution, steps,
-                                            runtime)
-    loss = keras.losses.CategoricalCrossentropy(
-        label_smoothing=label_smoothing)
-    patience = max(3, epochs // 4) if patience is None else patience
-    fit_kw = dict(train=train, val=val, loss=loss, spe=spe, steps=steps,
-                  runtime=runtime, out=out, verbose=verbose,
-                  early_stopping=early_stopping, patience=patience,
-                  schedule=schedule, warmup_fraction=warmup_fraction,
-                  extra_callbacks=list(callbacks or []))
+    return train, val, make_train
 
-    peak, finder = _optimization.resolve_learning_rate(
-        learning_rate, model=model, make_train=make_train, loss=loss,
-        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
-        make_optimizer=lambda rate: _optimization.make_optimizer(
-            optimizer, rate, weight_decay),
-        default_scale=1.0 if pretrained else SCRATCH_LR_SCALE,
-        num_examples=images.num_train)
-    history = _phases.fit_phase(
-        model, phase=1, epochs=epochs, initial_epoch=0,
-        optimizer_fn=lambda s: _optimization.make_optimizer(
-            optimizer, s(peak), weight_decay, ema_momentum), **fit_kw)
 
-    if unfrozen:
+def _training_phases(config, plan, model, backbone_model, unfrozen, peak):
+    """Phase 1 (the head, or every layer from scratch) at `peak`, and for
+    a pretrained backbone with `unfrozen` layers phase 2: those layers
+    unfrozen (at once or gradually) at a tenth of `peak` for the head and
+    `backbone_lr_ratio` of that for the backbone."""
+    def make_optimizer(rate):
+        return _optimization.make_optimizer(
+            config.optimizer, rate, config.weight_decay, config.ema_momentum)
+
+    phases = [_phases.Phase(1, plan.epochs, lambda s: make_optimizer(
+        s(peak)))]
+    if not unfrozen:
+        return phases
+
+    def unfreeze_top():
         backbone_model.trainable = True
         chosen = {id(layer) for layer in unfrozen}
         for layer in leaf_layers(backbone_model):
             layer.trainable = id(layer) in chosen
-        head_peak = peak / 10
 
-        def two_rates(make):
-            return discriminative_optimizer(
-                model, _optimization.make_optimizer(optimizer, make(head_peak),
-                                                weight_decay, ema_momentum),
-                groups=[backbone_model], lr_mult=[backbone_lr_ratio])
+    def two_rates(schedule):
+        return discriminative_optimizer(
+            model, make_optimizer(schedule(peak / 10)),
+            groups=[backbone_model], lr_mult=[config.backbone_lr_ratio])
 
-        first_epoch = len(history.get("loss", []))
-        phase2_kw = fit_kw
-        if unfreeze == "gradual":
-            stages = _gradual_stages(unfrozen, fine_tune_epochs)
-            phase2_kw = {**fit_kw, "extra_callbacks": [
-                *fit_kw["extra_callbacks"], cb.GradualUnfreezing(
-                    stages, unfreeze_at=[first_epoch + k
-                                         for k in range(len(stages))])]}
-        second = _phases.fit_phase(
-            model, phase=2, epochs=fine_tune_epochs,
-            initial_epoch=first_epoch, optimizer_fn=two_rates,
-            earlier=history, **phase2_kw)
-        history = _phases.merge_histories(history, second)
+    def gradual(first_epoch):
+        stages = _gradual_stages(unfrozen, plan.fine_tune_epochs)
+        return [cb.GradualUnfreezing(stages, unfreeze_at=[
+            first_epoch + k for k in range(len(stages))])]
 
-    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
-                                        test=test)
-    config = {
-        "backbone": info.name, "weights": _describe_weights(weights, info),
-        "pretrained": pretrained, "input_shape": input_shape,
+    return [*phases, _phases.Phase(
+        2, plan.fine_tune_epochs, two_rates, setup=unfreeze_top,
+        callbacks=gradual if config.unfreeze == "gradual" else None)]
+
+
+def _run_config(config, plan, images, runtime, info, unfrozen, peak,
+                finder, history):
+    """The resolved configuration `run.json` and `result.config` hold."""
+    return {
+        "backbone": info.name,
+        "weights": _describe_weights(config.weights, info),
+        "pretrained": plan.pretrained, "input_shape": plan.input_shape,
         "value_range": images.value_range,
         "class_names": images.class_names, "data_source": images.source,
         "num_train": images.num_train,
         "num_validation": images.num_validation,
-        "epochs": epochs, "fine_tune_epochs": fine_tune_epochs,
+        "epochs": plan.epochs, "fine_tune_epochs": plan.fine_tune_epochs,
         "fine_tune_layers": [layer.name for layer in unfrozen],
-        "unfreeze": unfreeze,
-        "backbone_lr_ratio": backbone_lr_ratio, "dropout": dropout,
-        "augment": augment, "mixup": mixup, "cutmix": cutmix,
-        **_results.training_config(
-            runtime=runtime, steps_per_execution=spe, learning_rate=peak,
-            requested_learning_rate=learning_rate, used_lr_finder=finder,
-            history=history, optimizer=optimizer, schedule=schedule,
-            warmup_fraction=warmup_fraction,
-            label_smoothing=label_smoothing, weight_decay=weight_decay,
-            ema_momentum=ema_momentum, batch_size=batch_size,
-            early_stopping=early_stopping,
-            patience=patience, seed=seed),
+        "unfreeze": config.unfreeze,
+        "backbone_lr_ratio": config.backbone_lr_ratio,
+        "dropout": config.dropout, "augment": plan.augment,
+        "mixup": config.mixup, "cutmix": config.cutmix,
+        **_results.recipe_training_config(
+            config, plan, runtime=runtime, learning_rate=peak,
+            used_lr_finder=finder, history=history),
     }
-    out.write(model, config, metrics, history)
-    return ImageClassifierResult(model, images.class_names, history, metrics,
-                                 config, out.path)
 
 
 def _check_output_outside_data(output_dir, *folders):
@@ -823,27 +642,6 @@ def _check_output_outside_data(output_dir, *folders):
                     "it as a class of images). Received: output_dir="
                     f"{os.fspath(output_dir)!r}"
                 )
-
-
-def resolve_augment(augment, pretrained):
-    """The augmentation `augment="auto"` stands for (others unchanged).
-
-    Args:
-        augment: The recipe's `augment` argument.
-        pretrained: Whether the backbone starts from pretrained weights.
-
-    Returns:
-        `"default"` for a pretrained backbone and `"none"` for one trained
-        from scratch when `augment` is `"auto"`, else `augment`.
-
-    Example:
-
-    >>> resolve_augment("auto", pretrained=False)
-    'none'
-    """
-    if isinstance(augment, str) and augment == "auto":
-        return "default" if pretrained else "none"
-    return augment
 
 
 def _gradual_stages(layers, epochs):
@@ -916,18 +714,12 @@ def check_image_classifier_args(**kwargs):
     Traceback (most recent call last):
     ValueError: Argument `dropout` must be < 1.0. Received: dropout=2.0
     """
-    import inspect
-
-    params = inspect.signature(fit_image_classifier).parameters
-    unknown = sorted(name for name in kwargs
-                     if name not in params or name == "data")
+    fields = {f.name for f in dataclasses.fields(ImageClassifierConfig)}
+    unknown = sorted(name for name in kwargs if name not in fields)
     if unknown:
         raise TypeError(
             "Unrecognized keyword arguments of `fit_image_classifier`: "
             f"{unknown}. Received: "
             f"{ {k: kwargs[k] for k in unknown} }"
         )
-    kw = {name: p.default for name, p in params.items()
-          if p.default is not inspect.Parameter.empty}
-    kw.update(kwargs)
-    _check_args(kw)
+    ImageClassifierConfig(**kwargs)

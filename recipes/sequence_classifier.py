@@ -22,7 +22,6 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from callbacks._internal import check_choice, check_number
 from recipes import (
     _checks,
     _optimization,
@@ -37,8 +36,12 @@ from recipes.sequence_data import (
     make_sequence_pipeline,
     sequences_to_array,
 )
-
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+from recipes.sequence_plan import (
+    CELLS,
+    SequenceClassifierConfig,
+    check_model_args,
+    resolve,
+)
 
 
 def build_sequence_classifier(*, num_classes, num_features=None,
@@ -159,14 +162,16 @@ class SequenceClassifierResult(_results.ClassifierResult):
         history: Per-epoch training curves.
         metrics: `val_loss`, `val_accuracy` and, with `test_data`,
             `test_loss`, `test_accuracy`.
-        config: The resolved configuration.
+        config: The resolved configuration (as `run.json` records it).
         output_dir: The run directory, or `None`.
+        plan: The `recipes.sequence_plan.SequenceClassifierPlan` the run
+            trained.
     """
 
     def __init__(self, model, class_names, history, metrics, config,
-                 output_dir=None, padding_value=None):
+                 output_dir=None, padding_value=None, plan=None):
         super().__init__(model, class_names, history, metrics, config,
-                         output_dir)
+                         output_dir, plan)
         self.padding_value = padding_value
 
     def _is_text(self):
@@ -195,43 +200,6 @@ class SequenceClassifierResult(_results.ClassifierResult):
             return "text", self._text(sequences)
         return "sequence", sequences_to_array(sequences, "sequences",
                                               self.padding_value)
-
-
-def _check_model_args(cell, bidirectional, units, layers, dropout,
-                      recurrent_dropout, max_tokens, max_length,
-                      embedding_dim):
-    check_choice("cell", cell, tuple(CELLS))
-    check_choice("bidirectional", bidirectional, (True, False))
-    check_number("units", units, low=1, integer=True)
-    check_number("layers", layers, low=1, integer=True)
-    check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
-    check_number("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
-                 high_inclusive=False)
-    check_number("max_tokens", max_tokens, low=3, integer=True)
-    check_number("max_length", max_length, low=1, integer=True,
-                 allow_none=True)
-    check_number("embedding_dim", embedding_dim, low=1, integer=True)
-
-
-def _check_args(kw):
-    _checks.check_training_args(
-        epochs=kw["epochs"], batch_size=kw["batch_size"],
-        learning_rate=kw["learning_rate"], weight_decay=kw["weight_decay"],
-        label_smoothing=kw["label_smoothing"], schedule=kw["schedule"],
-        warmup_fraction=kw["warmup_fraction"],
-        steps_per_execution=kw["steps_per_execution"],
-        verbose=kw["verbose"], callbacks=kw["callbacks"], seed=kw["seed"])
-    _check_model_args(kw["cell"], kw["bidirectional"], kw["units"],
-                      kw["layers"], kw["dropout"], kw["recurrent_dropout"],
-                      kw["max_tokens"], kw["max_length"], kw["embedding_dim"])
-    check_number("clipnorm", kw["clipnorm"], low=0.0, low_inclusive=False,
-                 allow_none=True)
-    check_number("patience", kw["patience"], low=0, integer=True,
-                 allow_none=True)
-    check_number("seed", kw["seed"], low=0, integer=True, allow_none=True)
-    from recipes import optimizers
-
-    optimizers.get_info(kw["optimizer"])
 
 
 def _adapted_vectorizer(train, max_tokens, max_length, vocabulary=None):
@@ -394,7 +362,8 @@ def fit_sequence_classifier(
           MNIST)
     """
     kw = dict(locals())
-    _check_args(kw)
+    config = SequenceClassifierConfig(**{k: v for k, v in kw.items()
+                                         if k != "data"})
     out = _run_dir.OutputDir(output_dir, overwrite,
                               settings=_run_dir.run_settings(kw))
     if seed is not None:
@@ -407,29 +376,65 @@ def fit_sequence_classifier(
         class_names=class_names, seed=seed or 0)
     test = None if test_data is None else _load_test(test_data, seqs)
 
+    model, vectorizer = _build(config, seqs, runtime)
+    out.open()
+    train, val, make_train = _pipelines(config, seqs, runtime)
+    plan = resolve(config, seqs, runtime)
+    loss = keras.losses.CategoricalCrossentropy(
+        label_smoothing=label_smoothing)
+    peak, finder = _optimization.resolve_learning_rate(
+        learning_rate, model=model, make_train=make_train, loss=loss,
+        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
+        make_optimizer=lambda rate: make_clipped_optimizer(
+            optimizer, rate, weight_decay, clipnorm),
+        num_examples=seqs.num_train)
+    phase = _phases.Phase(1, plan.epochs, lambda s: make_clipped_optimizer(
+        optimizer, s(peak), weight_decay, clipnorm))
+    history = _phases.run_phases(model, [phase], _phases.Training.of_run(
+        config, plan, train=train, val=val, loss=loss, runtime=runtime,
+        out=out))
+    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
+                                        test=test)
+    recorded = _run_config(config, plan, seqs, runtime, vectorizer, peak,
+                           finder, history)
+    out.write(model, recorded, metrics, history)
+    return SequenceClassifierResult(model, seqs.class_names, history,
+                                    metrics, recorded, out.path,
+                                    padding_value=padding_value, plan=plan)
+
+
+def _build(config, seqs, runtime):
+    """The model for `config` and the data, and its adapted vectorizer
+    (text) or `None`."""
     with _runtime.precision_policy(runtime.policy), \
             runtime.strategy.scope():
         vectorizer = None
         if seqs.kind == "text":
-            vectorizer = _adapted_vectorizer(seqs.train, max_tokens,
-                                             max_length)
+            vectorizer = _adapted_vectorizer(seqs.train, config.max_tokens,
+                                             config.max_length)
         model = build_sequence_classifier(
             num_classes=seqs.num_classes, num_features=seqs.num_features,
-            vectorizer=vectorizer, cell=cell, bidirectional=bidirectional,
-            units=units, layers=layers, dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            padding_value=padding_value, embedding_dim=embedding_dim)
-    model = distribute.prepare_model(model, runtime.strategy)
+            vectorizer=vectorizer, cell=config.cell,
+            bidirectional=config.bidirectional, units=config.units,
+            layers=config.layers, dropout=config.dropout,
+            recurrent_dropout=config.recurrent_dropout,
+            padding_value=config.padding_value,
+            embedding_dim=config.embedding_dim)
+    return distribute.prepare_model(model, runtime.strategy), vectorizer
 
-    out.open()
+
+def _pipelines(config, seqs, runtime):
+    """`(train, val, make_train)`: the training and validation pipelines,
+    and a maker of fresh training pipelines (for the LR range test)."""
     pipeline = dict(num_classes=seqs.num_classes,
                     batch_size=runtime.batch_size,
-                    padding_value=padding_value,
+                    padding_value=config.padding_value,
                     cache=seqs.source == "dataset")
+
     def make_train():
         return make_sequence_pipeline(seqs.train, training=True,
-                                      num_examples=seqs.num_train, seed=seed,
-                                      **pipeline)
+                                      num_examples=seqs.num_train,
+                                      seed=config.seed, **pipeline)
 
     train = make_train()
     val = None
@@ -437,57 +442,31 @@ def fit_sequence_classifier(
         val = make_sequence_pipeline(seqs.validation, training=False,
                                      num_examples=seqs.num_validation,
                                      **pipeline)
-    steps = math.ceil(seqs.num_train / runtime.batch_size)
-    spe = _runtime.steps_per_execution_for(steps_per_execution, steps,
-                                            runtime)
-    loss = keras.losses.CategoricalCrossentropy(
-        label_smoothing=label_smoothing)
-    patience = max(3, epochs // 4) if patience is None else patience
+    return train, val, make_train
 
-    peak, finder = _optimization.resolve_learning_rate(
-        learning_rate, model=model, make_train=make_train, loss=loss,
-        out=out, runtime=runtime, optimizer=optimizer, verbose=verbose,
-        make_optimizer=lambda rate: make_clipped_optimizer(
-            optimizer, rate, weight_decay, clipnorm),
-        num_examples=seqs.num_train)
-    history = _phases.fit_phase(
-        model, phase=1, epochs=epochs, initial_epoch=0,
-        optimizer_fn=lambda s: make_clipped_optimizer(
-            optimizer, s(peak), weight_decay, clipnorm),
-        train=train, val=val, loss=loss, spe=spe, steps=steps,
-        runtime=runtime, out=out, verbose=verbose,
-        early_stopping=early_stopping, patience=patience, schedule=schedule,
-        warmup_fraction=warmup_fraction,
-        extra_callbacks=list(callbacks or []))
 
-    metrics = _results.evaluate_splits(model, runtime.strategy, val=val,
-                                        test=test)
-    config = {
-        "cell": cell, "bidirectional": bidirectional, "units": units,
-        "layers": layers, "dropout": dropout,
-        "recurrent_dropout": recurrent_dropout, "kind": seqs.kind,
-        "num_features": seqs.num_features, "padding_value": padding_value,
+def _run_config(config, plan, seqs, runtime, vectorizer, peak, finder,
+                history):
+    """The resolved configuration `run.json` and `result.config` hold."""
+    return {
+        "cell": config.cell, "bidirectional": config.bidirectional,
+        "units": config.units, "layers": config.layers,
+        "dropout": config.dropout,
+        "recurrent_dropout": config.recurrent_dropout, "kind": seqs.kind,
+        "num_features": seqs.num_features,
+        "padding_value": config.padding_value,
         "vocabulary_size": (vectorizer.vocabulary_size() if vectorizer
                             else None),
-        "max_tokens": max_tokens if vectorizer else None,
-        "max_length": max_length if vectorizer else None,
-        "embedding_dim": embedding_dim if vectorizer else None,
+        "max_tokens": config.max_tokens if vectorizer else None,
+        "max_length": config.max_length if vectorizer else None,
+        "embedding_dim": config.embedding_dim if vectorizer else None,
         "class_names": seqs.class_names, "data_source": seqs.source,
         "num_train": seqs.num_train, "num_validation": seqs.num_validation,
-        "epochs": epochs, "clipnorm": clipnorm,
-        **_results.training_config(
-            runtime=runtime, steps_per_execution=spe, learning_rate=peak,
-            requested_learning_rate=learning_rate, used_lr_finder=finder,
-            history=history, optimizer=optimizer, schedule=schedule,
-            warmup_fraction=warmup_fraction,
-            label_smoothing=label_smoothing, weight_decay=weight_decay,
-            batch_size=batch_size, early_stopping=early_stopping,
-            patience=patience, seed=seed),
+        "epochs": plan.epochs, "clipnorm": config.clipnorm,
+        **_results.recipe_training_config(
+            config, plan, runtime=runtime, learning_rate=peak,
+            used_lr_finder=finder, history=history),
     }
-    out.write(model, config, metrics, history)
-    return SequenceClassifierResult(model, seqs.class_names, history,
-                                    metrics, config, out.path,
-                                    padding_value=padding_value)
 
 
 class SequenceClassifierHyperModel(keras_tuner.HyperModel):
@@ -561,7 +540,7 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
             weight_decay=weight_decay, label_smoothing=label_smoothing,
             schedule=schedule, warmup_fraction=warmup_fraction,
             steps_per_execution="auto", verbose=0)
-        _check_model_args("lstm", True, 1, 1, 0.0, 0.0, max_tokens,
+        check_model_args("lstm", True, 1, 1, 0.0, 0.0, max_tokens,
                           max_length, embedding_dim)
         from recipes import optimizers
 
@@ -601,6 +580,8 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """A compiled classifier for the hyperparameters `hp`."""
         options = self.options
+        # Each hyperparameter's default is the recipe's.
+        recipe = SequenceClassifierConfig
         vectorizer = None
         if self.vocabulary is not None:
             vectorizer = keras.layers.TextVectorization(
@@ -610,34 +591,35 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         model = build_sequence_classifier(
             num_classes=self.data.num_classes,
             num_features=self.data.num_features, vectorizer=vectorizer,
-            cell=hp.Choice("cell", ["lstm", "gru"]),
-            bidirectional=hp.Boolean("bidirectional", default=True),
-            units=hp.Choice("units", [32, 64, 128], default=64),
-            layers=hp.Int("layers", 1, 2, default=1),
-            dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.1),
+            cell=hp.Choice("cell", ["lstm", "gru"], default=recipe.cell),
+            bidirectional=hp.Boolean("bidirectional",
+                                     default=recipe.bidirectional),
+            units=hp.Choice("units", [32, 64, 128], default=recipe.units),
+            layers=hp.Int("layers", 1, 2, default=recipe.layers),
+            dropout=hp.Float("dropout", 0.0, 0.5, step=0.1,
+                             default=recipe.dropout),
             padding_value=self.data.padding_value,
             embedding_dim=options["embedding_dim"])
         self._compile(hp, model, epochs=1)
         return model
 
     def _compile(self, hp, model, epochs):
+        """Compile `model` as the recipe's single phase of `epochs`."""
         options = self.options
         peak = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log",
                         default=self.default_learning_rate)
-        total = epochs * self.steps
-        schedule = _optimization.make_schedule(
-            options["schedule"], peak, total,
-            round(options["warmup_fraction"] * total))
-        model.compile(
-            optimizer=make_clipped_optimizer(
-                options["optimizer"], schedule, options["weight_decay"],
-                hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=1.0)),
-            loss=keras.losses.CategoricalCrossentropy(
+        phase = _phases.Phase(1, epochs, lambda s: make_clipped_optimizer(
+            options["optimizer"], s(peak), options["weight_decay"],
+            hp.Choice("clipnorm", [0.5, 1.0, 5.0],
+                      default=SequenceClassifierConfig.clipnorm)))
+        _phases.compile_phase(
+            model, phase, loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=options["label_smoothing"]),
-            metrics=[_optimization.accuracy_metric()],
+            steps_per_epoch=self.steps,
             steps_per_execution=_runtime.steps_per_execution_for(
-                "auto", self.steps))
-        _optimization.build_optimizer(model)
+                "auto", self.steps),
+            schedule=options["schedule"],
+            warmup_fraction=options["warmup_fraction"])
 
     def fit(self, hp, model, *args, epochs=1, callbacks=None, verbose=0,
             **kwargs):

@@ -1,6 +1,5 @@
 """`ImageClassifierHyperModel`: the whole image recipe as a search space."""
 
-import inspect
 import math
 
 import keras
@@ -10,14 +9,20 @@ import tensorflow as tf
 from callbacks import DivergenceError
 from callbacks._internal import check_choice, check_number
 from recipes import _optimization
-from recipes.backbones import build_backbone, get_backbone_info, is_pretrained
-from recipes.data import load_image_data
+from recipes.backbones import build_backbone, is_pretrained
+from recipes.data import check_image_size, load_image_data
 from recipes.image_classifier import (
-    SCRATCH_LR_SCALE,
     build_image_classifier,
     check_image_classifier_args,
     fit_image_classifier,
+)
+from recipes.image_plan import (
+    ImageClassifierConfig,
+    backbone_input_shape,
+    learning_rate_scale,
+    model_input_shape,
     resolve_augment,
+    resolve_backbone,
 )
 from recipes.tuning import space as space_module
 
@@ -165,20 +170,10 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
                 "without validation data it reports only 'accuracy' and "
                 f"'loss'. Received: objective={objective!r}"
             )
-        self.backbone = self._resolve_backbone(backbone)
-        self.pretrained = self._is_pretrained()
+        self.backbone = resolve_backbone(backbone, self.images.image_shape)
+        self.pretrained = is_pretrained(
+            self.backbone, recipe_kwargs.get("weights", "auto"))
         self.check_hyperparameters()
-
-    def _resolve_backbone(self, backbone):
-        if backbone != "auto":
-            return backbone
-        known = [s for s in self.images.image_shape[:2] if s is not None]
-        return "small_cnn" if known and max(known) <= 64 \
-            else "efficientnetv2_b0"
-
-    def _is_pretrained(self):
-        return is_pretrained(self.backbone,
-                             self.recipe_kwargs.get("weights", "auto"))
 
     def knobs(self):
         """Names of the knobs this hypermodel declares."""
@@ -198,15 +193,15 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         Returns:
             Dict of knob name to value, for the knobs of `knobs()`.
         """
-        params = inspect.signature(fit_image_classifier).parameters
+        recipe = ImageClassifierConfig()
         defaults = {
-            knob.name: params[knob.keyword].default
+            knob.name: getattr(recipe, knob.keyword)
             for knob in space_module.DEFAULT_SPACE.values() if knob.keyword}
         # `learning_rate=None` is the base rate, which a scale of 1 keeps.
         defaults["learning_rate_scale"] = 1.0
-        defaults["augment"] = resolve_augment(params["augment"].default,
+        defaults["augment"] = resolve_augment(recipe.augment,
                                               self.pretrained)
-        mix = (params["mixup"].default, params["cutmix"].default)
+        mix = (recipe.mixup, recipe.cutmix)
         defaults["mix"] = next(name for name, pair
                                in space_module.MIXES.items() if pair == mix)
         return {name: defaults[name] for name in self.knobs()}
@@ -243,8 +238,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         epochs = int(epochs)
         if self.budget == "epochs" or not epochs:
             return epochs
-        default = inspect.signature(fit_image_classifier).parameters[
-            "batch_size"].default
+        default = ImageClassifierConfig.batch_size
         steps = math.ceil(self.images.num_train / default) * epochs
         per_epoch = math.ceil(self.images.num_train / batch_size)
         return max(1, round(steps / per_epoch))
@@ -331,7 +325,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         # The recipe's own default, so that a scale of 1 trains what
         # `fit_image_classifier(learning_rate=None)` would.
         rate = _optimization.default_learning_rate(optimizer, batch_size)
-        return rate if self.pretrained else rate * SCRATCH_LR_SCALE
+        return rate * learning_rate_scale(self.pretrained)
 
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""
@@ -339,19 +333,13 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         images = self.images
         size = config.get("image_size")
         if size is not None:
-            size = (size, size) if isinstance(size, int) else tuple(size)
-        input_shape = images.image_shape
-        if None in input_shape[:2]:
-            input_shape = (*size, input_shape[2])
-        backbone_shape = None
-        if isinstance(self.backbone, str) and not self.backbone.endswith(
-                ".keras"):
-            info = get_backbone_info(self.backbone)
-            target = size or info.native_size or input_shape[:2]
-            backbone_shape = (*target, info.channels or input_shape[2])
+            size = check_image_size(size)
+        input_shape = model_input_shape(images.image_shape, size,
+                                        self.backbone)
         backbone, info, _ = build_backbone(
             self.backbone, self.recipe_kwargs.get("weights", "auto"),
-            input_shape=backbone_shape)
+            input_shape=backbone_input_shape(self.backbone, size,
+                                             input_shape))
         return build_image_classifier(
             backbone, info.preprocessing, input_shape=input_shape,
             value_range=images.value_range, num_classes=images.num_classes,

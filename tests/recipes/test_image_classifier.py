@@ -59,6 +59,11 @@ def test_digits_end_to_end_from_arrays(digits_8x8, tmp_path):
     assert result.config["backbone"] == "small_cnn"
     assert result.config["steps_per_execution"] == 32  # 47 steps, capped
     assert len(result.history["val_accuracy"]) == 4
+    # The plan the run trained is what run.json records.
+    plan = result.plan
+    assert (plan.backbone, plan.epochs, plan.steps_per_execution) == (
+        "small_cnn", 4, 32)
+    assert plan.patience == result.config["patience"] == 3
     predicted = result.predict(xv[..., 0])  # also without channel axis
     probabilities = result.model.predict(xv, verbose=0)
     np.testing.assert_array_equal(

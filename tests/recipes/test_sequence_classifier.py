@@ -6,6 +6,7 @@ paragraphs of the docstrings that ship with the Python standard library,
 NumPy and Keras, classified by the package they come from.
 """
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -27,6 +28,7 @@ from recipes.sequence_data import (
     make_sequence_pipeline,
     sequences_to_array,
 )
+from recipes.sequence_plan import SequenceClassifierConfig
 from tests.helpers import (
     assert_keras_round_trip,
     assert_seed_determines_weights,
@@ -71,6 +73,7 @@ def test_lstm_reaches_floor(lstm_run, seq_mnist):
     np.testing.assert_allclose(result.metrics["val_accuracy"], accuracy,
                                atol=1e-6)
     assert result.config["cell"] == "lstm"
+    assert result.plan.patience == result.config["patience"]
     assert result.model.get_layer("bidirectional_0") is not None
 
 
@@ -408,3 +411,18 @@ def test_same_seed_gives_identical_weights(seq_mnist):
         return result.model.get_weights()
 
     assert_seed_determines_weights(weights, 3, 4)
+
+
+def test_config_fields_are_the_recipe_keywords_with_its_defaults():
+    params = inspect.signature(fit_sequence_classifier).parameters
+    keywords = [(name, p.default) for name, p in params.items()
+                if name != "data"]
+    fields = [(f.name, f.default)
+              for f in dataclasses.fields(SequenceClassifierConfig)]
+    assert fields == keywords
+    # The HyperModel's fixed settings default to the recipe's.
+    shared = {name: p.default for name, p in inspect.signature(
+        SequenceClassifierHyperModel).parameters.items()
+        if name in dict(fields) and name not in ("validation_data", "seed")}
+    assert shared == {name: dict(fields)[name] for name in shared}
+    assert len(shared) >= 10
