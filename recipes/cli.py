@@ -158,7 +158,7 @@ def add_fit_image_classifier(subparsers):
                   help="auto, all, a layer count or a layer name")
     recipe_option(
         parser, "--unfreeze", d,
-        choices=source_constant("recipes.image_classifier", "UNFREEZE"),
+        choices=source_constant("recipes.image_plan", "UNFREEZE"),
         help="phase 2: unfreeze the layers at once, or one stage per epoch "
         "from the top")
     recipe_option(parser, "--dropout", d, type=float,

@@ -11,7 +11,7 @@ from recipes._cli_common import cli_wording, registered_names
 from recipes.augmentations import list_augmentations
 from recipes.backbones import list_backbones
 from recipes.cli import build_parser, main
-from recipes.image_classifier import UNFREEZE
+from recipes.image_plan import UNFREEZE
 from recipes.optimizers import list_optimizers
 from recipes.schedules import list_schedules
 from recipes.tuning.hypermodel import BUDGETS
