@@ -22,6 +22,8 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
+from callbacks import DivergenceError
+from callbacks._internal import check_choice, check_number
 from recipes import (
     _checks,
     _optimization,
@@ -487,9 +489,18 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
       registry default scaled to the batch size);
     * `clipnorm`: 0.5, 1 or 5.
 
-    Tuners pass `epochs`, `callbacks` and `verbose` of `search` to `fit`;
-    the training and validation data are those given here (the objective
-    is `"val_accuracy"`).
+    Each trial trains through the recipe's own phase mechanism
+    (`recipes._phases.run_phases`, as `fit_sequence_classifier` does): the
+    same compiled optimizer and schedule, the same guard against a
+    diverging loss (a trial whose learning-rate cuts do not help fails with
+    `keras_tuner.errors.FailedTrialError`, and the search goes on), and the
+    same early stopping on validation accuracy with the best weights
+    restored. Tuners pass `epochs`, `callbacks` and `verbose` of `search`
+    to `fit`; the training and validation data are those given here (the
+    objective is `"val_accuracy"`). Under Hyperband a promoted trial
+    continues from its parent's weights (which Keras Tuner loads into the
+    model) for the `epochs - initial_epoch` epochs it has left, with the
+    optimizer and schedule started anew over those epochs.
 
     Args:
         data: Training sequences, any kind `fit_sequence_classifier` takes.
@@ -508,6 +519,10 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         label_smoothing: Label smoothing. Defaults to `0.1`.
         weight_decay: Decoupled weight decay. Defaults to `0.01`.
         batch_size: Batch size. Defaults to `64`.
+        early_stopping: Stop a trial when validation accuracy stalls and
+            restore its best weights. Defaults to `True`.
+        patience: Early-stopping patience in epochs; `None` is a quarter
+            of the trial's epochs, at least 3. Defaults to `None`.
         seed: Seed of the split and shuffling. Defaults to `0`.
         name: Name of the HyperModel. Defaults to `None`.
         tunable: Whether its hyperparameters are tuned. Defaults to `True`.
@@ -533,7 +548,8 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
                  max_length=256, embedding_dim=64, optimizer="adamw",
                  schedule="warmup_cosine", warmup_fraction=0.1,
                  label_smoothing=0.1, weight_decay=0.01, batch_size=64,
-                 seed=0, name=None, tunable=True):
+                 early_stopping=True, patience=None, seed=0, name=None,
+                 tunable=True):
         super().__init__(name=name, tunable=tunable)
         _checks.check_training_args(
             epochs=1, batch_size=batch_size, learning_rate=None,
@@ -542,6 +558,9 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
             steps_per_execution="auto", verbose=0)
         check_model_args("lstm", True, 1, 1, 0.0, 0.0, max_tokens,
                           max_length, embedding_dim)
+        check_choice("early_stopping", early_stopping, (True, False))
+        check_number("patience", patience, low=0, integer=True,
+                     allow_none=True)
         from recipes import optimizers
 
         optimizers.get_info(optimizer)
@@ -563,7 +582,8 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
             max_tokens=max_tokens, max_length=max_length,
             embedding_dim=embedding_dim, optimizer=optimizer,
             schedule=schedule, warmup_fraction=warmup_fraction,
-            label_smoothing=label_smoothing, weight_decay=weight_decay)
+            label_smoothing=label_smoothing, weight_decay=weight_decay,
+            early_stopping=early_stopping, patience=patience)
         pipeline = dict(num_classes=self.data.num_classes,
                         batch_size=batch_size, padding_value=padding_value,
                         cache=self.data.source == "dataset")
@@ -573,6 +593,7 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         self.validation = make_sequence_pipeline(
             self.data.validation, training=False,
             num_examples=self.data.num_validation, **pipeline)
+        self.batch_size = batch_size
         self.steps = math.ceil(self.data.num_train / batch_size)
         self.default_learning_rate = _optimization.default_learning_rate(
             optimizer, batch_size)
@@ -603,33 +624,77 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
         self._compile(hp, model, epochs=1)
         return model
 
-    def _compile(self, hp, model, epochs):
-        """Compile `model` as the recipe's single phase of `epochs`."""
+    def _phase(self, hp, epochs):
+        """The recipe's single training phase of `epochs` for `hp`."""
         options = self.options
         peak = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log",
                         default=self.default_learning_rate)
-        phase = _phases.Phase(1, epochs, lambda s: make_clipped_optimizer(
+        clipnorm = hp.Choice("clipnorm", [0.5, 1.0, 5.0],
+                             default=SequenceClassifierConfig.clipnorm)
+        return _phases.Phase(1, epochs, lambda s: make_clipped_optimizer(
             options["optimizer"], s(peak), options["weight_decay"],
-            hp.Choice("clipnorm", [0.5, 1.0, 5.0],
-                      default=SequenceClassifierConfig.clipnorm)))
-        _phases.compile_phase(
-            model, phase, loss=keras.losses.CategoricalCrossentropy(
+            clipnorm))
+
+    def _training(self, epochs, callbacks=(), verbose=0):
+        """The `Training` of one trial of `epochs`: the recipe's settings,
+        no run directory, the tuner's `callbacks`."""
+        options = self.options
+        return _phases.Training(
+            train=self.train, val=self.validation,
+            loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=options["label_smoothing"]),
             steps_per_epoch=self.steps,
             steps_per_execution=_runtime.steps_per_execution_for(
                 "auto", self.steps),
+            # The tuner's `distribution_strategy`, if any, is in scope.
+            runtime=_runtime.Runtime(tf.distribute.get_strategy(),
+                                     keras.mixed_precision.global_policy()
+                                     .name, 1, self.batch_size),
+            out=_run_dir.OutputDir(None), verbose=verbose,
+            early_stopping=options["early_stopping"],
+            patience=_phases.resolve_patience(options["patience"], epochs),
             schedule=options["schedule"],
-            warmup_fraction=options["warmup_fraction"])
+            warmup_fraction=options["warmup_fraction"],
+            callbacks=tuple(callbacks or ()))
+
+    def _compile(self, hp, model, epochs):
+        """Compile `model` as the recipe's single phase of `epochs`."""
+        training = self._training(epochs)
+        _phases.compile_phase(
+            model, self._phase(hp, epochs), loss=training.loss,
+            steps_per_epoch=training.steps_per_epoch,
+            steps_per_execution=training.steps_per_execution,
+            schedule=training.schedule,
+            warmup_fraction=training.warmup_fraction)
 
     def fit(self, hp, model, *args, epochs=1, callbacks=None, verbose=0,
             **kwargs):
         """Train `model` on the HyperModel's data for one trial.
 
-        The schedule spans the trial's `epochs`; `callbacks` (the tuner's)
-        and other keyword arguments go to `model.fit`.
+        Trains like `fit_sequence_classifier`, through the recipe's phase
+        mechanism (see the class docstring).
+
+        Args:
+            hp: The trial's `HyperParameters`.
+            model: The model `build(hp)` returned.
+            *args: Must be empty (the data is the HyperModel's).
+            epochs: Epochs of the trial; the schedule spans them. Defaults
+                to `1`.
+            callbacks: The tuner's callbacks, added to the recipe's.
+                Defaults to `None`.
+            verbose: Verbosity. Defaults to `0`.
+            **kwargs: `initial_epoch` (Hyperband): a promoted trial trains
+                `epochs - initial_epoch` epochs from its parent's weights.
+                No other keyword is taken.
 
         Returns:
-            The `History` of `model.fit`.
+            A `keras.callbacks.History` of every epoch trained (Keras Tuner
+            scores the trial by its best epoch).
+
+        Raises:
+            TypeError: For positional data or another keyword.
+            keras_tuner.errors.FailedTrialError: If training diverged and
+                the learning-rate cuts did not help.
         """
         if args:
             raise TypeError(
@@ -637,8 +702,24 @@ class SequenceClassifierHyperModel(keras_tuner.HyperModel):
                 "its constructor; pass no data to `search`. Received: "
                 f"{len(args)} positional arguments"
             )
-        self._compile(hp, model, epochs)
-        return model.fit(self.train, validation_data=self.validation,
-                         epochs=epochs, callbacks=callbacks,
-                         verbose=verbose, **kwargs)
-
+        initial_epoch = kwargs.pop("initial_epoch", 0) or 0
+        if kwargs:
+            raise TypeError(
+                "SequenceClassifierHyperModel.fit takes `epochs`, "
+                "`callbacks`, `verbose` and `initial_epoch` from `search`. "
+                f"Received: {sorted(kwargs)}"
+            )
+        if initial_epoch and "tuner/trial_id" in hp.values:
+            epochs = max(1, epochs - initial_epoch)
+        try:
+            merged = _phases.run_phases(
+                model, [self._phase(hp, epochs)],
+                self._training(epochs, callbacks, verbose))
+        except DivergenceError as e:
+            raise keras_tuner.errors.FailedTrialError(
+                f"Training diverged: {e}") from e
+        history = keras.callbacks.History()
+        history.set_model(model)
+        history.history = merged
+        history.epoch = list(range(len(merged.get("loss", []))))
+        return history

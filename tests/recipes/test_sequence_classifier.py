@@ -302,6 +302,77 @@ def test_hypermodel_build_uses_hyperparameters(seq_mnist):
         hypermodel.fit(hp, model, x)
 
 
+class _PoisonWeights(keras.callbacks.Callback):
+    """Sets the first weight to NaN after every batch: training can never
+    recover, whatever learning-rate cut the guard makes."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        weight = self.model.trainable_weights[0]
+        weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+
+def _small_sequences(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6, 2)).astype("float32")
+    return x, (x[:, :, 0].sum(axis=1) > 0).astype(int)
+
+
+def test_hypermodel_trial_trains_through_the_recipe_phases():
+    x, y = _small_sequences()
+    hypermodel = SequenceClassifierHyperModel((x, y), batch_size=16,
+                                              patience=1)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("units", 8)
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, epochs=3)
+    assert isinstance(history, keras.callbacks.History)
+    epochs = len(history.history["loss"])
+    assert 1 <= epochs <= 3
+    assert history.epoch == list(range(epochs))
+    # The recipe's schedule over the trial: 3 epochs of ceil(76 / 16) = 5
+    # steps (96 examples, 20% held out), unless early stopping ended it.
+    assert hypermodel.steps == 5
+    assert int(model.optimizer.iterations.numpy()) == 5 * epochs
+    # Early stopping restores the best epoch's weights (patience 1).
+    _, accuracy = model.evaluate(hypermodel.validation, verbose=0)
+    assert accuracy == pytest.approx(max(history.history["val_accuracy"]),
+                                     abs=1e-6)
+    with pytest.raises(TypeError, match="shuffle"):
+        hypermodel.fit(hp, model, epochs=1, shuffle=True)
+
+
+def test_hypermodel_promoted_trial_trains_the_epochs_left():
+    x, y = _small_sequences()
+    hypermodel = SequenceClassifierHyperModel((x, y), batch_size=16,
+                                              early_stopping=False)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("units", 8)
+    hp.Fixed("tuner/trial_id", "parent")
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, epochs=3, initial_epoch=1)
+    assert len(history.history["loss"]) == 2
+    assert int(model.optimizer.iterations.numpy()) == 2 * hypermodel.steps
+
+
+def test_hypermodel_diverged_trial_fails_and_search_goes_on():
+    x, y = _small_sequences()
+    hypermodel = SequenceClassifierHyperModel((x, y), batch_size=16)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("units", 8)
+    model = hypermodel.build(hp)
+    with pytest.raises(keras_tuner.errors.FailedTrialError,
+                       match="diverged"):
+        hypermodel.fit(hp, model, epochs=2, callbacks=[_PoisonWeights()])
+
+
+def test_hypermodel_checks_early_stopping_arguments():
+    x, y = _small_sequences()
+    with pytest.raises(ValueError, match="Received: patience=-1"):
+        SequenceClassifierHyperModel((x, y), patience=-1)
+    with pytest.raises(ValueError, match="early_stopping"):
+        SequenceClassifierHyperModel((x, y), early_stopping="yes")
+
+
 def test_sequences_to_array_pads_at_the_end():
     padded = sequences_to_array([[[1, 2], [3, 4], [5, 6]], [[7, 8]]],
                                 padding_value=-1.0)
