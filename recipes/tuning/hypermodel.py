@@ -8,9 +8,9 @@ import tensorflow as tf
 
 from callbacks import DivergenceError
 from callbacks._internal import check_choice, check_number
-from recipes import _optimization
-from recipes.backbones import build_backbone, is_pretrained
-from recipes.data import check_image_size, load_image_data
+from recipes import _optimization, _runtime
+from recipes.backbones import build_backbone
+from recipes.data import load_image_data
 from recipes.image_classifier import (
     build_image_classifier,
     check_image_classifier_args,
@@ -18,11 +18,10 @@ from recipes.image_classifier import (
 )
 from recipes.image_plan import (
     ImageClassifierConfig,
-    backbone_input_shape,
     learning_rate_scale,
-    model_input_shape,
+    resolve,
     resolve_augment,
-    resolve_backbone,
+    resolve_image_size,
 )
 from recipes.tuning import space as space_module
 
@@ -108,7 +107,13 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
     Attributes:
         images: The loaded training (and validation) images, as
-            `recipes.data.load_image_data` returns them.
+            `recipes.data.load_image_data` returns them (read at the size
+            the recipe reads them: `image_size`, else a registry backbone's
+            native size).
+        plan: The recipe's `recipes.image_plan.ImageClassifierPlan` for
+            this data at its default batch size: the backbone, whether it
+            is pretrained and the input shapes every trial's model has
+            (its epochs are the tuner's, not the plan's).
 
     Raises:
         ValueError: For an unknown knob or objective, a searched keyword
@@ -157,22 +162,31 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         self.objective = objective
         self.recipe_kwargs = dict(recipe_kwargs)
         self.base_learning_rates = dict(base_learning_rates or {})
+        config = ImageClassifierConfig(**recipe_kwargs)
+        # Read as the recipe reads it (a registry backbone's native size
+        # where `image_size` is not given), so `build` makes the model each
+        # trial's recipe run trains.
         self.images = load_image_data(
-            data, validation_data=recipe_kwargs.get("validation_data"),
-            validation_split=recipe_kwargs.get("validation_split", 0.2),
-            split=recipe_kwargs.get("split", "train"),
-            data_dir=recipe_kwargs.get("data_dir"),
-            class_names=recipe_kwargs.get("class_names"),
-            image_size=recipe_kwargs.get("image_size"))
+            data, validation_data=config.validation_data,
+            validation_split=config.validation_split, split=config.split,
+            data_dir=config.data_dir, class_names=config.class_names,
+            image_size=resolve_image_size(config.image_size,
+                                          config.backbone),
+            seed=config.seed or 0, on_bad_image=config.on_bad_image)
         if objective.startswith("val_") and self.images.validation is None:
             raise ValueError(
                 f"Argument `objective` must be a metric the recipe reports; "
                 "without validation data it reports only 'accuracy' and "
                 f"'loss'. Received: objective={objective!r}"
             )
-        self.backbone = resolve_backbone(backbone, self.images.image_shape)
-        self.pretrained = is_pretrained(
-            self.backbone, recipe_kwargs.get("weights", "auto"))
+        # The recipe's plan at its default batch size on one device: what
+        # the data decide (backbone, pretrained, shapes); a trial's epochs
+        # and batch size are the tuner's.
+        self.plan = resolve(config, self.images, _runtime.Runtime(
+            strategy=None, policy="float32", replicas=1,
+            batch_size=config.batch_size))
+        self.backbone = self.plan.backbone
+        self.pretrained = self.plan.pretrained
         self.check_hyperparameters()
 
     def knobs(self):
@@ -330,18 +344,12 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Declare the knobs and build the recipe's (untrained) model."""
         config = self.recipe_config(hp)
-        images = self.images
-        size = config.get("image_size")
-        if size is not None:
-            size = check_image_size(size)
-        input_shape = model_input_shape(images.image_shape, size,
-                                        self.backbone)
+        images, plan = self.images, self.plan
         backbone, info, _ = build_backbone(
             self.backbone, self.recipe_kwargs.get("weights", "auto"),
-            input_shape=backbone_input_shape(self.backbone, size,
-                                             input_shape))
+            input_shape=plan.backbone_input_shape)
         return build_image_classifier(
-            backbone, info.preprocessing, input_shape=input_shape,
+            backbone, info.preprocessing, input_shape=plan.input_shape,
             value_range=images.value_range, num_classes=images.num_classes,
             dropout=config["dropout"], class_names=images.class_names)
 

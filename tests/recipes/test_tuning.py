@@ -210,6 +210,37 @@ def test_keras_model_backbone_is_refused(small):
                                   backbone=keras.Sequential([]))
 
 
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory, digits_8x8):
+    """60 of the 8x8 digits (classes 0-2) as PNG files in class folders."""
+    (x, y), _ = digits_8x8
+    root = tmp_path_factory.mktemp("folder") / "digits"
+    for i in np.flatnonzero(y < 3)[:60]:
+        os.makedirs(root / str(y[i]), exist_ok=True)
+        keras.utils.save_img(root / str(y[i]) / f"{i}.png",
+                             (np.repeat(x[i], 3, axis=-1) * 255).round(),
+                             scale=False)
+    return str(root)
+
+
+@pytest.mark.parametrize("kwargs, size", [
+    # A registry backbone with a native size (MobileNetV3 at 224x224): the
+    # recipe reads a folder's 8x8 images at that size, so must the trials.
+    ({"backbone": "mobilenet_v3_small", "weights": None}, (224, 224)),
+    ({"backbone": "mobilenet_v3_small", "weights": None,
+      "image_size": 40}, (40, 40)),
+    # No native size: the images' own.
+    ({"backbone": "small_cnn"}, (8, 8)),
+])
+def test_trial_models_take_the_images_at_the_recipes_size(digit_folder,
+                                                           kwargs, size):
+    hypermodel = ImageClassifierHyperModel(digit_folder, **kwargs)
+    assert hypermodel.images.image_shape == (*size, 3)
+    assert hypermodel.plan.backbone == kwargs["backbone"]
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert tuple(model.input_shape) == (None, *size, 3)
+
+
 def test_diverging_configuration_is_a_failed_trial(small):
     train, val = small
     hypermodel = ImageClassifierHyperModel(
