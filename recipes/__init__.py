@@ -48,6 +48,7 @@ _EXPORTS = {
     "load_model": "recipes.loading",
     "loading": "recipes.loading",
     "optimizers": "recipes.optimizers",
+    "plan_image_classifier": "recipes.image_classifier",
     "predict_classes": "recipes.image_classifier",
     "prune": "recipes.compress",
     "quantize": "recipes.compress",

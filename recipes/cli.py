@@ -62,11 +62,14 @@ def add_training_arguments(parser, defaults):
     """
     d = defaults
     group = parser.add_argument_group("training")
+    steps, low, high = (source_constant("recipes.image_plan", name) for name
+                        in ("AUTO_EPOCHS_STEPS", "AUTO_EPOCHS_MIN",
+                            "AUTO_EPOCHS_MAX"))
     recipe_option(
         group, "--epochs", d, type=int_or_auto,
         help="epochs (of phase 1 for pretrained backbones), or 'auto': a "
-        "budget of about 1,000 optimizer steps (at least 10 epochs, at most "
-        "60)")
+        f"budget of about {steps:,} optimizer steps (at least {low} epochs, "
+        f"at most {high})")
     recipe_option(group, "--batch-size", d, type=int,
                   help="per-replica batch size")
     optimizers = sorted(registered_names("recipes.optimizers.registry",
@@ -182,6 +185,12 @@ def add_fit_image_classifier(subparsers):
         help="before training, find the batch size (largest that fits on "
         "a GPU, fastest on CPU; at most MAX, default 8192 on GPU, 1024 on "
         "CPU) and train with it instead of --batch-size")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help=with_default(
+            "check the arguments, read the data and print the plan (what "
+            "each 'auto' becomes: backbone, epochs, augmentation, ...), then "
+            "exit without training or writing a file"))
     add_training_arguments(parser, d)
     parser.set_defaults(run=_run_fit_image_classifier,
                         check=_check_fit_image_classifier)
@@ -192,11 +201,35 @@ def _check_fit_image_classifier(args):
     check_data_path("data", args.data)
     check_data_path("validation_data", args.validation_data)
     check_data_path("test_data", args.test_data)
+    if args.dry_run and args.find_batch_size is not None:
+        raise ValueError(
+            "Argument `dry_run` plans without training, and "
+            "`find_batch_size` trains to time batch sizes: pass one of "
+            f"them. Received: dry_run=True, "
+            f"find_batch_size={args.find_batch_size}"
+        )
+
+
+def _plan_rows(args):
+    """`--dry-run`: the plan `fit_image_classifier` would train."""
+    import dataclasses
+
+    from recipes.image_classifier import plan_image_classifier
+
+    kwargs = recipe_kwargs(args, source_defaults(
+        "recipes.image_classifier", "fit_image_classifier"))
+    for name in ("validation_data", "test_data"):
+        kwargs[name] = load_images(kwargs[name])
+    plan = plan_image_classifier(load_images(args.data), **kwargs)
+    return [(field.name, getattr(plan, field.name))
+            for field in dataclasses.fields(plan)]
 
 
 def _run_fit_image_classifier(args):
     from recipes.image_classifier import fit_image_classifier
 
+    if args.dry_run:
+        return _plan_rows(args)
     found = None
     if args.find_batch_size is not None:
         from recipes.batch_size import find_image_classifier_batch_size

@@ -48,6 +48,7 @@ from recipes.data import (
 from recipes.image_plan import (  # noqa: F401
     SCRATCH_LR_SCALE,
     ImageClassifierConfig,
+    load_images,
     resolve,
     resolve_augment,
     resolve_backbone,
@@ -483,14 +484,10 @@ def fit_image_classifier(
         keras.utils.set_random_seed(seed)
     runtime = _runtime.resolve_runtime(strategy, mixed_precision,
                                         batch_size)
-    size = resolve_image_size(image_size, backbone)
-    images = load_image_data(
-        data, validation_data=validation_data,
-        validation_split=validation_split, split=split, data_dir=data_dir,
-        image_size=size, class_names=class_names, seed=seed or 0,
-        on_bad_image=on_bad_image, verbose=int(verbose > 0))
+    images = load_images(config, data, verbose=int(verbose > 0))
     test = None if test_data is None else _load_test(
-        data, test_data, images, split, data_dir, size, on_bad_image)
+        data, test_data, images, split, data_dir,
+        resolve_image_size(image_size, backbone), on_bad_image)
     plan = resolve(config, images, runtime)
     model, backbone_model, info, unfrozen = _build(config, plan, images,
                                                    runtime)
@@ -723,3 +720,43 @@ def check_image_classifier_args(**kwargs):
             f"{ {k: kwargs[k] for k in unknown} }"
         )
     ImageClassifierConfig(**kwargs)
+
+
+def plan_image_classifier(data, **kwargs):
+    """What `fit_image_classifier(data, **kwargs)` would train, untrained.
+
+    Runs the recipe's argument checks, loads `data` as the recipe loads it
+    and settles every `"auto"` (backbone, epochs, patience, augmentation,
+    learning-rate scale, input shapes, steps per epoch and per call) with
+    the same rules, for a look before a long run. It builds no model,
+    trains nothing and writes no file (`output_dir` is not touched); the
+    result equals the `result.plan` of the run these arguments start.
+    `learning_rate="auto"` stays a range test the run would do.
+
+    Args:
+        data: Training images, as `fit_image_classifier` takes them.
+        **kwargs: Other keyword arguments of `fit_image_classifier`.
+
+    Returns:
+        A `recipes.ImageClassifierPlan`.
+
+    Raises:
+        TypeError: For a keyword `fit_image_classifier` does not take, or a
+            value of the wrong type.
+        ValueError: For bad data or values out of range, as the recipe
+            raises them.
+
+    Example:
+
+    >>> from recipes.datasets import load_digits_8x8
+    >>> (x, y), _ = load_digits_8x8()
+    >>> plan = plan_image_classifier((x, y), batch_size=32)
+    >>> plan.backbone, plan.steps_per_epoch, plan.epochs
+    ('small_cnn', 38, 27)
+    """
+    check_image_classifier_args(**kwargs)
+    config = ImageClassifierConfig(**kwargs)
+    runtime = _runtime.resolve_runtime(config.strategy,
+                                        config.mixed_precision,
+                                        config.batch_size)
+    return resolve(config, load_images(config, data), runtime)

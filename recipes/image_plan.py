@@ -22,6 +22,7 @@ from recipes.data import (
     BAD_IMAGE_ACTIONS,
     augmentation_layers,
     check_image_size,
+    load_image_data,
 )
 
 # Images at most this large default to the small CNN trained from scratch.
@@ -190,6 +191,32 @@ def resolve(config, images, runtime):
         steps_per_epoch=steps,
         steps_per_execution=_runtime.steps_per_execution_for(
             config.steps_per_execution, steps, runtime))
+
+
+def load_images(config, data, *, verbose=0):
+    """`data` loaded as `fit_image_classifier` loads it for `config`.
+
+    Read at `resolve_image_size(config.image_size, config.backbone)` (a
+    registry backbone's native size where `image_size` is not given), split
+    with `config.validation_split` and `config.seed`; the recipe, its
+    HyperModel and `plan_image_classifier` all load through here.
+
+    Args:
+        config: An `ImageClassifierConfig`.
+        data: The recipe's `data` argument.
+        verbose: Progress of reading an image folder (0 or 1). Defaults to
+            `0`.
+
+    Returns:
+        What `recipes.data.load_image_data` returns.
+    """
+    return load_image_data(
+        data, validation_data=config.validation_data,
+        validation_split=config.validation_split, split=config.split,
+        data_dir=config.data_dir,
+        image_size=resolve_image_size(config.image_size, config.backbone),
+        class_names=config.class_names, seed=config.seed or 0,
+        on_bad_image=config.on_bad_image, verbose=verbose)
 
 
 def resolve_image_size(image_size, backbone):

@@ -10,7 +10,6 @@ from callbacks import DivergenceError
 from callbacks._internal import check_choice, check_number
 from recipes import _optimization, _runtime
 from recipes.backbones import build_backbone
-from recipes.data import load_image_data
 from recipes.image_classifier import (
     build_image_classifier,
     check_image_classifier_args,
@@ -19,9 +18,9 @@ from recipes.image_classifier import (
 from recipes.image_plan import (
     ImageClassifierConfig,
     learning_rate_scale,
+    load_images,
     resolve,
     resolve_augment,
-    resolve_image_size,
 )
 from recipes.tuning import space as space_module
 
@@ -166,13 +165,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         # Read as the recipe reads it (a registry backbone's native size
         # where `image_size` is not given), so `build` makes the model each
         # trial's recipe run trains.
-        self.images = load_image_data(
-            data, validation_data=config.validation_data,
-            validation_split=config.validation_split, split=config.split,
-            data_dir=config.data_dir, class_names=config.class_names,
-            image_size=resolve_image_size(config.image_size,
-                                          config.backbone),
-            seed=config.seed or 0, on_bad_image=config.on_bad_image)
+        self.images = load_images(config, data)
         if objective.startswith("val_") and self.images.validation is None:
             raise ValueError(
                 f"Argument `objective` must be a metric the recipe reports; "

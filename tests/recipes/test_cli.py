@@ -159,6 +159,29 @@ def test_fit_from_npz_prints_summary(tmp_path, capsys, digits_8x8):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys,
+                                                   digits_8x8):
+    (x, y), _ = digits_8x8
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    out = tmp_path / "run"
+    code = main(["fit-image-classifier", str(tmp_path / "train.npz"),
+                 "--batch-size", "32", "--output-dir", str(out),
+                 "--dry-run"])
+    assert code == 0
+    rows = dict(line.split(None, 1) for line in
+                capsys.readouterr().out.splitlines() if line.strip())
+    # 1,200 training digits at batch 32: 38 steps per epoch, and the
+    # step budget ceil(1000 / 38) = 27 epochs.
+    assert rows["backbone"] == "small_cnn"
+    assert rows["steps_per_epoch"] == "38" and rows["epochs"] == "27"
+    assert rows["augment"] == "none"
+    assert not out.exists()
+    assert main(["fit-image-classifier", str(tmp_path / "train.npz"),
+                 "--dry-run", "--find-batch-size"]) == 2
+    err = capsys.readouterr().err
+    assert "`--dry-run`" in err and len(err.strip().splitlines()) == 1
+
+
 def test_bad_npz_and_bad_option(tmp_path, capsys):
     np.savez(tmp_path / "only_x.npz", x=np.zeros((4, 8, 8)))
     assert main(["fit-image-classifier", str(tmp_path / "only_x.npz")]) == 2
@@ -193,7 +216,8 @@ def test_option_defaults_are_the_functions_defaults():
     assert {"augment", "ema_momentum", "dropout", "epochs"} <= set(shared)
     # Every other option is a keyword of the recipe, so it gets its default
     # (and the check above) from there.
-    assert set(args) - set(signature) == {"find_batch_size", *_DISPATCH}
+    assert set(args) - set(signature) == {"find_batch_size", "dry_run",
+                                          *_DISPATCH}
     differ = {name: (args[name], signature[name].default) for name in shared
               if args[name] != signature[name].default}
     assert differ == {}

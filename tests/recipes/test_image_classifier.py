@@ -64,6 +64,10 @@ def test_digits_end_to_end_from_arrays(digits_8x8, tmp_path):
     assert (plan.backbone, plan.epochs, plan.steps_per_execution) == (
         "small_cnn", 4, 32)
     assert plan.patience == result.config["patience"] == 3
+    # Planning the same call without training gives the same plan.
+    assert recipes.plan_image_classifier(
+        (x, y), validation_data=(xv, yv), test_data=(xv, yv), epochs=4,
+        **FAST) == plan
     predicted = result.predict(xv[..., 0])  # also without channel axis
     probabilities = result.model.predict(xv, verbose=0)
     np.testing.assert_array_equal(
@@ -71,6 +75,25 @@ def test_digits_end_to_end_from_arrays(digits_8x8, tmp_path):
     assert np.mean(predicted == yv.astype(str)) > 0.85
     assert len(result.plot()) == 2
     assert_keras_round_trip(result.model, xv[:16], tmp_path)
+
+
+def test_plan_settles_auto_by_the_documented_rules(digits_8x8, tmp_path):
+    (x, y), _ = digits_8x8
+    out = tmp_path / "never"
+    plan = recipes.plan_image_classifier((x, y), batch_size=32,
+                                         output_dir=out)
+    # 1,500 digits, 20% held out: ceil(1200 / 32) = 38 steps per epoch;
+    # epochs="auto" is ceil(1000 / 38) = 27 epochs, patience 27 // 4 = 6.
+    assert plan.steps_per_epoch == 38
+    assert (plan.epochs, plan.fine_tune_epochs, plan.patience) == (27, 0, 6)
+    assert (plan.backbone, plan.pretrained, plan.augment) == (
+        "small_cnn", False, "none")
+    assert plan.input_shape == (8, 8, 1)
+    assert not out.exists()  # nothing written
+    with pytest.raises(TypeError, match="epoch"):
+        recipes.plan_image_classifier((x, y), epoch=3)
+    with pytest.raises(ValueError, match="Received: dropout=2"):
+        recipes.plan_image_classifier((x, y), dropout=2.0)
 
 
 @pytest.mark.slow
