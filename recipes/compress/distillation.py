@@ -157,6 +157,147 @@ def _train(teacher, student, x, y, temperature, alpha, epochs, batch_size,
                          callbacks=callbacks, verbose=verbose)
 
 
+def _check_settings(temperature, alpha, epochs, batch_size, learning_rate,
+                    warmup_fraction):
+    """Check `distill`'s numeric settings.
+
+    Returns:
+        `(temperature, alpha, batch_size)` as `distill` uses them.
+    """
+    # float(): Keras's Distiller rejects NumPy scalars such as np.float32.
+    temperature = float(check_number("temperature", temperature, low=0.0,
+                                     low_inclusive=False))
+    alpha = float(check_number("alpha", alpha, low=0.0, high=1.0))
+    if isinstance(epochs, str) and epochs != "auto":
+        raise ValueError(
+            'Argument `epochs` must be a positive integer or "auto". '
+            f"Received: epochs={epochs!r}"
+        )
+    if epochs != "auto":
+        check_number("epochs", epochs, low=1, integer=True)
+    batch_size = check_number("batch_size", batch_size, low=1, integer=True)
+    if not isinstance(learning_rate,
+                      keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, low=0.0,
+                     low_inclusive=False)
+    check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0,
+                 high_inclusive=False)
+    return temperature, alpha, batch_size
+
+
+def _check_models(teacher, student):
+    """Check that teacher and student are distinct logits models alike."""
+    if teacher is student:
+        raise ValueError(
+            "Arguments `teacher` and `student` must be different models "
+            "(the teacher is frozen, so the student would not train). "
+            f"Received: the same model {teacher.name!r} twice"
+        )
+    teacher_shape = _output_shape(teacher, "teacher")
+    student_shape = _output_shape(student, "student")
+    if teacher_shape != student_shape:
+        raise ValueError(
+            "Arguments `teacher` and `student` must have the same output "
+            f"shape. Received: teacher output shape={teacher_shape}, "
+            f"student output shape={student_shape}"
+        )
+    _check_logits(teacher, "teacher")
+    _check_logits(student, "student")
+
+
+def _check_data(teacher, data, validation_data):
+    """`(x, y)` and the validation `(x, y)` (or `None`), checked."""
+    input_shape = model_input_shape(teacher, "teacher")
+    num_classes = model_num_classes(teacher)
+    x, y = check_labelled_data("data", data, input_shape, num_classes)
+    validation = None
+    if validation_data is not None:
+        validation = check_labelled_data(
+            "validation_data", validation_data, input_shape, num_classes
+        )
+    return x, y, validation
+
+
+def _resolve_config(temperature, alpha, epochs, batch_size, num_examples):
+    """The settings `distill` runs with, `epochs="auto"` made a number."""
+    steps_per_epoch = math.ceil(num_examples / batch_size)
+    if epochs == "auto":
+        epochs = math.ceil(STEP_BUDGET / steps_per_epoch)
+    return {"temperature": temperature, "alpha": alpha, "epochs": epochs,
+            "steps": epochs * steps_per_epoch, "batch_size": batch_size}
+
+
+def _schedule(learning_rate, warmup_fraction, steps):
+    """The learning rate of one run: `learning_rate` as is, or warmup-cosine.
+
+    Call it once per run: each optimizer counts its own steps.
+    """
+    if isinstance(learning_rate,
+                  keras.optimizers.schedules.LearningRateSchedule):
+        return learning_rate
+    return WarmupCosineDecay(learning_rate, steps,
+                             warmup_steps=int(warmup_fraction * steps))
+
+
+def _fit_both(teacher, student, alone, x, y, config, learning_rate,
+              warmup_fraction, callbacks, verbose):
+    """Distill into `student`, then train `alone` on the labels, if given.
+
+    Returns the distillation's history; the teacher's `trainable` flag is
+    restored whatever happens.
+    """
+    temperature, epochs = config["temperature"], config["epochs"]
+    batch_size, steps = config["batch_size"], config["steps"]
+    teacher_trainable = teacher.trainable
+    try:
+        history = _train(teacher, student, x, y, temperature,
+                         config["alpha"], epochs, batch_size,
+                         _schedule(learning_rate, warmup_fraction, steps),
+                         callbacks, verbose)
+        if alone is not None:
+            _train(teacher, alone, x, y, temperature, 1.0, epochs,
+                   batch_size,
+                   _schedule(learning_rate, warmup_fraction, steps), None, 0)
+    finally:
+        teacher.trainable = teacher_trainable
+    return history
+
+
+def _evaluate(teacher, student, alone, validation, batch_size):
+    """`DistillationResult.metrics`; warns when the student alone won."""
+    metrics = {
+        "student_params": student.count_params(),
+        "teacher_params": teacher.count_params(),
+    }
+    if validation is not None:
+        x_val, y_val = validation
+        student_pred, metrics["student_accuracy"] = _accuracy(
+            student, x_val, y_val, batch_size
+        )
+        teacher_pred, metrics["teacher_accuracy"] = _accuracy(
+            teacher, x_val, y_val, batch_size
+        )
+        metrics["agreement"] = float(np.mean(student_pred == teacher_pred))
+    if alone is not None:
+        _, metrics["alone_accuracy"] = _accuracy(alone, x_val, y_val,
+                                                 batch_size)
+        metrics["gain"] = (metrics["student_accuracy"]
+                           - metrics["alone_accuracy"])
+        if metrics["gain"] < 0:
+            warnings.warn(
+                "Distillation did not help: the distilled student reached "
+                f"{metrics['student_accuracy']:.4f} accuracy on "
+                "`validation_data`, the same student trained on the labels "
+                f"alone {metrics['alone_accuracy']:.4f} (kept in "
+                "`result.alone`). Soft targets add little when the teacher "
+                "is nearly certain on its training data or much larger "
+                "than the student.",
+                # 3: past this helper and `distill`, to the caller's line.
+                stacklevel=3,
+            )
+    return metrics
+
+
 def distill(teacher, student, data, validation_data=None, temperature=1.0,
             alpha=0.5, epochs="auto", batch_size=32, learning_rate=1e-3,
             warmup_fraction=0.1, compare_alone=True, callbacks=None,
@@ -260,104 +401,19 @@ def distill(teacher, student, data, validation_data=None, temperature=1.0,
         - [Cho & Hariharan, 2019](https://arxiv.org/abs/1910.01348):
           On the efficacy of knowledge distillation.
     """
-    # float(): Keras's Distiller rejects NumPy scalars such as np.float32.
-    temperature = float(check_number("temperature", temperature, low=0.0,
-                                     low_inclusive=False))
-    alpha = float(check_number("alpha", alpha, low=0.0, high=1.0))
-    if isinstance(epochs, str) and epochs != "auto":
-        raise ValueError(
-            'Argument `epochs` must be a positive integer or "auto". '
-            f"Received: epochs={epochs!r}"
-        )
-    if epochs != "auto":
-        check_number("epochs", epochs, low=1, integer=True)
-    batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-    if not isinstance(learning_rate,
-                      keras.optimizers.schedules.LearningRateSchedule):
-        check_number("learning_rate", learning_rate, low=0.0,
-                     low_inclusive=False)
-    check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0,
-                 high_inclusive=False)
-    if teacher is student:
-        raise ValueError(
-            "Arguments `teacher` and `student` must be different models "
-            "(the teacher is frozen, so the student would not train). "
-            f"Received: the same model {teacher.name!r} twice"
-        )
-    teacher_shape = _output_shape(teacher, "teacher")
-    student_shape = _output_shape(student, "student")
-    if teacher_shape != student_shape:
-        raise ValueError(
-            "Arguments `teacher` and `student` must have the same output "
-            f"shape. Received: teacher output shape={teacher_shape}, "
-            f"student output shape={student_shape}"
-        )
-    _check_logits(teacher, "teacher")
-    _check_logits(student, "student")
-    input_shape = model_input_shape(teacher, "teacher")
-    num_classes = model_num_classes(teacher)
-    x, y = check_labelled_data("data", data, input_shape, num_classes)
-    if validation_data is not None:
-        x_val, y_val = check_labelled_data(
-            "validation_data", validation_data, input_shape, num_classes
-        )
+    temperature, alpha, batch_size = _check_settings(
+        temperature, alpha, epochs, batch_size, learning_rate,
+        warmup_fraction,
+    )
+    _check_models(teacher, student)
+    x, y, validation = _check_data(teacher, data, validation_data)
 
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    if epochs == "auto":
-        epochs = math.ceil(STEP_BUDGET / steps_per_epoch)
-    config = {"temperature": temperature, "alpha": alpha, "epochs": epochs,
-              "steps": epochs * steps_per_epoch, "batch_size": batch_size}
+    config = _resolve_config(temperature, alpha, epochs, batch_size, len(x))
     alone = None
-    if validation_data is not None and compare_alone and alpha < 1.0:
+    if validation is not None and compare_alone and alpha < 1.0:
         alone = keras.models.clone_model(student)
         alone.set_weights(student.get_weights())
-
-    def schedule():
-        # A fresh schedule per run: each optimizer counts its own steps.
-        if isinstance(learning_rate,
-                      keras.optimizers.schedules.LearningRateSchedule):
-            return learning_rate
-        return WarmupCosineDecay(
-            learning_rate, config["steps"],
-            warmup_steps=int(warmup_fraction * config["steps"]),
-        )
-
-    teacher_trainable = teacher.trainable
-    try:
-        history = _train(teacher, student, x, y, temperature, alpha, epochs,
-                         batch_size, schedule(), callbacks, verbose)
-        if alone is not None:
-            _train(teacher, alone, x, y, temperature, 1.0, epochs,
-                   batch_size, schedule(), None, 0)
-    finally:
-        teacher.trainable = teacher_trainable
-
-    metrics = {
-        "student_params": student.count_params(),
-        "teacher_params": teacher.count_params(),
-    }
-    if validation_data is not None:
-        student_pred, metrics["student_accuracy"] = _accuracy(
-            student, x_val, y_val, batch_size
-        )
-        teacher_pred, metrics["teacher_accuracy"] = _accuracy(
-            teacher, x_val, y_val, batch_size
-        )
-        metrics["agreement"] = float(np.mean(student_pred == teacher_pred))
-    if alone is not None:
-        _, metrics["alone_accuracy"] = _accuracy(alone, x_val, y_val,
-                                                 batch_size)
-        metrics["gain"] = (metrics["student_accuracy"]
-                           - metrics["alone_accuracy"])
-        if metrics["gain"] < 0:
-            warnings.warn(
-                "Distillation did not help: the distilled student reached "
-                f"{metrics['student_accuracy']:.4f} accuracy on "
-                "`validation_data`, the same student trained on the labels "
-                f"alone {metrics['alone_accuracy']:.4f} (kept in "
-                "`result.alone`). Soft targets add little when the teacher "
-                "is nearly certain on its training data or much larger "
-                "than the student.",
-                stacklevel=2,
-            )
+    history = _fit_both(teacher, student, alone, x, y, config, learning_rate,
+                        warmup_fraction, callbacks, verbose)
+    metrics = _evaluate(teacher, student, alone, validation, batch_size)
     return DistillationResult(student, history, metrics, config, alone)

@@ -192,6 +192,145 @@ def _check_full_integer(flatbuffer):
         )
 
 
+def _check_path(path, overwrite):
+    """Check the destination; `(path, directory)` as `str`s."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            f"Argument `path` must be a file path. Received: path={path!r}"
+        )
+    path = os.fspath(path)
+    if not path.endswith(".tflite"):
+        raise ValueError(
+            f"Argument `path` must end in '.tflite'. Received: path={path!r}"
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or os.path.isdir(path):
+        raise ValueError(
+            "Argument `path` must name a file in an existing folder. "
+            f"Received: path={path!r}"
+        )
+    _check_not_there(path, overwrite)
+    return path, directory
+
+
+def _check_not_there(path, overwrite):
+    """Raise `FileExistsError` if `path` exists and `overwrite` is off."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path!r} already exists; pass overwrite=True to replace it."
+        )
+
+
+def _check_model(model):
+    """Check that `model` converts; `(input_shape, input_dtype)`."""
+    quantized = _keras_quantized_layers(model)
+    if quantized:
+        raise ValueError(
+            "Argument `model` must not be quantized by Keras "
+            "(`quantize` / `model.quantize`): its integer kernels do not "
+            "convert to TFLite. Export the float model instead, with "
+            "quantization='dynamic', 'float16' or 'int8' to let the TFLite "
+            f"converter quantize it. Received: model={model.name!r} with "
+            f"quantized layers {quantized}"
+        )
+    input_shape = model_input_shape(model, "model")
+    inputs = getattr(model, "inputs", None)
+    input_dtype = inputs[0].dtype if inputs else "float32"
+    if input_dtype == "string":
+        raise ValueError(
+            "Argument `model` must take numeric inputs: TFLite's builtin "
+            "ops have no string support. Export the part of the model "
+            "after its text preprocessing. Received: "
+            f"model={model.name!r} with input dtype {input_dtype}"
+        )
+    return input_shape, input_dtype
+
+
+def _int8_calibration(model, input_dtype, input_shape, representative_data,
+                      num_calibration_examples):
+    """Check that `model` suits 'int8'; its calibration examples."""
+    if not np.issubdtype(np.dtype(input_dtype), np.floating):
+        raise ValueError(
+            "Argument `quantization` must not be 'int8' for a model "
+            "with integer inputs: full-integer quantization rescales "
+            "float inputs to int8. Use 'dynamic' or 'float16'. "
+            f"Received: quantization='int8' for model={model.name!r} "
+            f"with input dtype {input_dtype}"
+        )
+    if representative_data is None:
+        raise ValueError(
+            "Argument `representative_data` is required for "
+            "quantization='int8' (full-integer calibration). "
+            "Received: representative_data=None"
+        )
+    return _calibration_examples(
+        representative_data, num_calibration_examples, input_shape
+    )
+
+
+def _converter(saved_model, quantization, calibration):
+    """A `tf.lite.TFLiteConverter` for `saved_model`, set up for the mode."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = lambda: (
+            [example] for example in calibration
+        )
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter
+
+
+def _convert(model, quantization, calibration, progress):
+    """The TFLite flatbuffer of `model`, through a temporary SavedModel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_model = os.path.join(tmp, "saved_model")
+        model.export(saved_model, format="tf_saved_model", verbose=False)
+        if progress:
+            progress.update(1)
+        flatbuffer = _converter(saved_model, quantization,
+                                calibration).convert()
+    if progress:
+        progress.update(2)
+    if quantization == "int8":
+        _check_full_integer(flatbuffer)
+    return flatbuffer
+
+
+def _write_measured(flatbuffer, path, directory, overwrite, validation_data,
+                    progress):
+    """Write `flatbuffer` to `path` once measured; `(accuracy, latency_ms)`.
+
+    It goes to a temporary file next to `path`, measured there, and is
+    renamed to `path` only if that succeeded; the temporary file never
+    outlives the call.
+    """
+    partial = os.path.join(
+        directory,
+        f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial",
+    )
+    try:
+        with open(partial, "xb") as f:
+            f.write(flatbuffer)
+        accuracy = latency_ms = None
+        if validation_data is not None:
+            accuracy, latency_ms = evaluate_tflite(partial, *validation_data)
+            if progress:
+                progress.update(3)
+        _check_not_there(path, overwrite)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return accuracy, latency_ms
+
+
 def export_tflite(model, path, quantization="none", representative_data=None,
                   num_calibration_examples=200, validation_data=None,
                   overwrite=False, verbose=1):
@@ -273,63 +412,13 @@ def export_tflite(model, path, quantization="none", representative_data=None,
         "num_calibration_examples", num_calibration_examples, low=1,
         integer=True,
     )
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(
-            f"Argument `path` must be a file path. Received: path={path!r}"
-        )
-    path = os.fspath(path)
-    if not path.endswith(".tflite"):
-        raise ValueError(
-            f"Argument `path` must end in '.tflite'. Received: path={path!r}"
-        )
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or os.path.isdir(path):
-        raise ValueError(
-            "Argument `path` must name a file in an existing folder. "
-            f"Received: path={path!r}"
-        )
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path!r} already exists; pass overwrite=True to replace it."
-        )
-    quantized = _keras_quantized_layers(model)
-    if quantized:
-        raise ValueError(
-            "Argument `model` must not be quantized by Keras "
-            "(`quantize` / `model.quantize`): its integer kernels do not "
-            "convert to TFLite. Export the float model instead, with "
-            "quantization='dynamic', 'float16' or 'int8' to let the TFLite "
-            f"converter quantize it. Received: model={model.name!r} with "
-            f"quantized layers {quantized}"
-        )
-    input_shape = model_input_shape(model, "model")
-    inputs = getattr(model, "inputs", None)
-    input_dtype = inputs[0].dtype if inputs else "float32"
-    if input_dtype == "string":
-        raise ValueError(
-            "Argument `model` must take numeric inputs: TFLite's builtin "
-            "ops have no string support. Export the part of the model "
-            "after its text preprocessing. Received: "
-            f"model={model.name!r} with input dtype {input_dtype}"
-        )
+    path, directory = _check_path(path, overwrite)
+    input_shape, input_dtype = _check_model(model)
     calibration = None
     if quantization == "int8":
-        if not np.issubdtype(np.dtype(input_dtype), np.floating):
-            raise ValueError(
-                "Argument `quantization` must not be 'int8' for a model "
-                "with integer inputs: full-integer quantization rescales "
-                "float inputs to int8. Use 'dynamic' or 'float16'. "
-                f"Received: quantization='int8' for model={model.name!r} "
-                f"with input dtype {input_dtype}"
-            )
-        if representative_data is None:
-            raise ValueError(
-                "Argument `representative_data` is required for "
-                "quantization='int8' (full-integer calibration). "
-                "Received: representative_data=None"
-            )
-        calibration = _calibration_examples(
-            representative_data, num_calibration_examples, input_shape
+        calibration = _int8_calibration(
+            model, input_dtype, input_shape, representative_data,
+            num_calibration_examples,
         )
     if validation_data is not None:
         validation_data = check_labelled_data(
@@ -341,52 +430,10 @@ def export_tflite(model, path, quantization="none", representative_data=None,
     stages = 3 if validation_data is not None else 2
     progress = (keras.utils.Progbar(stages, unit_name="stage")
                 if verbose else None)
-    with tempfile.TemporaryDirectory() as tmp:
-        saved_model = os.path.join(tmp, "saved_model")
-        model.export(saved_model, format="tf_saved_model", verbose=False)
-        if progress:
-            progress.update(1)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        if quantization != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            converter.representative_dataset = lambda: (
-                [example] for example in calibration
-            )
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-            ]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        flatbuffer = converter.convert()
-    if progress:
-        progress.update(2)
-    if quantization == "int8":
-        _check_full_integer(flatbuffer)
-
-    partial = os.path.join(
-        directory,
-        f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial",
+    flatbuffer = _convert(model, quantization, calibration, progress)
+    accuracy, latency_ms = _write_measured(
+        flatbuffer, path, directory, overwrite, validation_data, progress
     )
-    try:
-        with open(partial, "xb") as f:
-            f.write(flatbuffer)
-        accuracy = latency_ms = None
-        if validation_data is not None:
-            accuracy, latency_ms = evaluate_tflite(partial, *validation_data)
-            if progress:
-                progress.update(3)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(
-                f"{path!r} already exists; pass overwrite=True to replace "
-                "it."
-            )
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return TFLiteReport(path, quantization, len(flatbuffer), accuracy,
                         latency_ms)
 
