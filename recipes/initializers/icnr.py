@@ -40,9 +40,16 @@ class ICNR(keras.initializers.Initializer):
     >>> import numpy as np
     >>> conv = keras.layers.Conv2D(
     ...     3 * 2**2, 3, padding="same", kernel_initializer=ICNR(scale=2))
-    >>> y = keras.ops.depth_to_space(conv(np.ones((1, 4, 4, 1))), 2)
-    >>> tuple(y.shape)
-    (1, 8, 8, 3)
+    >>> conv.build((None, 4, 4, 1))
+    >>> w = keras.ops.convert_to_numpy(conv.kernel)
+    >>> w.shape
+    (3, 3, 1, 12)
+    >>> # The 4 sub-pixel positions start from one 3-channel kernel, so a
+    >>> # pixel shuffle of the output (`depth_to_space`, block 2) starts as
+    >>> # a nearest-neighbour upsampling: no checkerboard.
+    >>> all(np.allclose(w[..., 3 * i:3 * i + 3], w[..., :3])
+    ...     for i in range(4))
+    True
 
     References:
         - [Aitken et al., 2017](https://arxiv.org/abs/1707.02937):
