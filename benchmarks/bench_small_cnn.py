@@ -1,14 +1,15 @@
 """Average vs max pooling in `small_cnn`, by the recipe on four data sets.
 
-Runs `recipes.fit_image_classifier` at its defaults with the default
-`small_cnn` (average pooling) and with the same network built with
-`pooling="max"`, against the keras.io "Simple MNIST convnet" textbook of
-`benchmarks/suite.py`, on the suite's four real data sets. The max-pooling
-variant is registered as the backbone `"small_cnn_max"` with the registry
-settings of `"small_cnn"` (trained from scratch, same preprocessing,
-fine-tune point, learning-rate scale and augmentation), so the two runs'
-plans differ only in the backbone's name; the script checks that with
-`recipes.plan_image_classifier` before training.
+Runs `recipes.fit_image_classifier` at its defaults with `small_cnn`
+built with `pooling="average"` and with `pooling="max"` (the default since
+this comparison), against the keras.io "Simple MNIST convnet" textbook of
+`benchmarks/suite.py`, on the suite's four real data sets. Each variant is
+registered as a backbone (`"small_cnn_average"`, `"small_cnn_max"`) with
+the registry settings of `"small_cnn"` (trained from scratch, same
+preprocessing, fine-tune point, learning-rate scale and augmentation), so
+the runs' plans differ from the default plan only in the backbone's name;
+the script checks that with `recipes.plan_image_classifier` before
+training.
 
 Per seed (interleaved) and data set: the textbook once (30 epochs), then the
 recipe with each backbone, so every ratio is taken within one run. Per data
@@ -51,37 +52,41 @@ from recipes import (  # noqa: E402
     plan_image_classifier,
 )
 
-VARIANTS = ("small_cnn", "small_cnn_max")
+POOLINGS = ("average", "max")
+VARIANTS = tuple(f"small_cnn_{pooling}" for pooling in POOLINGS)
 
 
-def register_max_variant():
-    """Registers `"small_cnn_max"`: `small_cnn` with max pooling and the
-    registry settings of `"small_cnn"`."""
+def register_variants():
+    """Registers `"small_cnn_<pooling>"` for each pooling: `small_cnn` with
+    that pooling and the registry settings of `"small_cnn"`."""
     base = backbones.get_backbone_info("small_cnn")
-    backbones.register_backbone(
-        "small_cnn_max",
-        lambda shape, weights: backbones.small_cnn(shape, pooling="max"),
-        native_size=base.native_size, preprocessing=base.preprocessing,
-        fine_tune_from=base.fine_tune_from,
-        pretrained_weights=base.pretrained_weights, channels=base.channels)
+    for pooling, variant in zip(POOLINGS, VARIANTS, strict=True):
+        backbones.register_backbone(
+            variant,
+            lambda shape, weights, pooling=pooling: backbones.small_cnn(
+                shape, pooling=pooling),
+            native_size=base.native_size, preprocessing=base.preprocessing,
+            fine_tune_from=base.fine_tune_from,
+            pretrained_weights=base.pretrained_weights,
+            channels=base.channels)
 
 
 def check_plans(name, data):
-    """Raises unless the two variants' plans differ only in the backbone."""
+    """Raises unless each variant's plan differs from the default plan
+    only in the backbone."""
     (x, y), (xv, yv) = data
-    plans = [plan_image_classifier((x, y), validation_data=(xv, yv),
-                                   backbone=variant)
-             for variant in VARIANTS]
     default = plan_image_classifier((x, y), validation_data=(xv, yv))
     if default.backbone != "small_cnn":
         raise RuntimeError(f"{name}: default backbone is {default.backbone}")
-    same = dataclasses.replace(plans[1], backbone="small_cnn")
-    if same != plans[0] or plans[0] != default:
-        raise RuntimeError(f"{name}: plans differ: {plans} vs {default}")
+    for variant in VARIANTS:
+        plan = plan_image_classifier((x, y), validation_data=(xv, yv),
+                                     backbone=variant)
+        if dataclasses.replace(plan, backbone="small_cnn") != default:
+            raise RuntimeError(f"{name}: plans differ: {plan} vs {default}")
     print(f"  {name}: plans equal but for the backbone "
-          f"({plans[0].epochs} epochs, {plans[0].steps_per_epoch} steps "
-          f"per epoch, augment {plans[0].augment!r}, learning-rate scale "
-          f"{plans[0].learning_rate_scale})", flush=True)
+          f"({default.epochs} epochs, {default.steps_per_epoch} steps "
+          f"per epoch, augment {default.augment!r}, learning-rate scale "
+          f"{default.learning_rate_scale})", flush=True)
 
 
 def run_recipe(data, seed, backbone):
@@ -128,7 +133,7 @@ def run_seed(name, data, seed, epochs):
                    epochs=first_epoch(points, book_final),
                    epoch_s=later, first_s=first, run_epochs=len(points))
         rows[variant] = row
-        print(f"    {variant:13s}: final {final:.4f} after {len(points)} "
+        print(f"    {variant:17s}: final {final:.4f} after {len(points)} "
               f"epochs; textbook final at epoch {row['epochs']}, "
               f"{row['ratio']:.2f}x; {later:.2f} s per epoch, first "
               f"{first:.1f} s", flush=True)
@@ -168,7 +173,7 @@ def main():
     parser.add_argument("--data", nargs="+", choices=sorted(DATA),
                         default=list(DATA))
     args = parser.parse_args()
-    register_max_variant()
+    register_variants()
     data = {name: DATA[name]() for name in args.data}
     for name in args.data:
         check_plans(name, data[name])
