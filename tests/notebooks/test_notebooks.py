@@ -70,9 +70,10 @@ def test_tune_your_own_model_runs_with_the_library_callbacks(tmp_path):
     # probabilities whose argmax flips with each evaluation path's rounding,
     # so the reloaded best model's accuracy need not repeat the best score
     # (seen: 0.100 against 0.126 in CI; one more failure in 11 runs at a
-    # 0.05 tolerance, its message not captured). Trials that learn need about 20x the steps (2,000 digits
-    # x 2 epochs still stayed at chance with width 8 and a peak LR of 1e-3),
-    # too slow for the suite; here the reload is only checked to evaluate.
+    # 0.05 tolerance, its message not captured). Trials that learn need
+    # about 20x the steps (2,000 digits x 2 epochs still stayed at chance
+    # with width 8 and a peak LR of 1e-3), too slow for the suite; here the
+    # reload is only checked to evaluate.
     assert 0.0 < accuracy <= 1.0
     assert all(0.0 < float(score) <= 1.0 for _, score in rows)
     # Only the user's own model is defined in the notebook.
