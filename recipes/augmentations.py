@@ -86,7 +86,7 @@ def list_augmentations():
     Example:
 
     >>> list_augmentations()
-    ['default', 'flip', 'randaugment', 'none']
+    ['default', 'flip', 'mirror', 'randaugment', 'none']
     """
     return _REGISTRY.names()
 
@@ -120,6 +120,10 @@ def augmentation_layers(augment, value_range=255.0, seed=None):
       zooms (10%): label-preserving for photos and for digits or text,
       which a horizontal flip would corrupt.
     * `"flip"`: `"default"` plus horizontal flips, for natural photos.
+    * `"mirror"`: horizontal flips only. A mirror image resamples no
+      pixel, so it keeps the fine texture that interpolating shifts,
+      rotations and zooms blur on small images; for photographs (not
+      digits or text).
     * `"randaugment"`: `keras.layers.RandAugment` (Cubuk et al., 2020).
     * `"none"` or `None`: no augmentation.
 
@@ -184,6 +188,12 @@ register_augmentation(
 register_augmentation(
     "flip", _flip, built_from=(*_GEOMETRIC, "RandomFlip"),
     description="The default policy plus horizontal flips, for photos.")
+register_augmentation(
+    "mirror",
+    lambda value_range, seed: [keras.layers.RandomFlip("horizontal",
+                                                       seed=seed)],
+    built_from=("RandomFlip",),
+    description="Horizontal flips only, for photos (no resampling).")
 register_augmentation(
     "randaugment",
     lambda value_range, seed: [keras.layers.RandAugment(

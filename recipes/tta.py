@@ -46,10 +46,11 @@ def trained_with_flips(augment):
             name or a list of Keras layers.
 
     Returns:
-        `True` for `"flip"` or layers holding a horizontal `RandomFlip`.
+        `True` for `"flip"`, `"mirror"` or layers holding a horizontal
+        `RandomFlip`.
     """
     if isinstance(augment, str):
-        return augment == "flip"
+        return augment in ("flip", "mirror")
     layers = augment if isinstance(augment, list | tuple) else [augment]
     return any(isinstance(layer, keras.layers.RandomFlip)
                and "horizontal" in layer.mode for layer in layers)

@@ -13,7 +13,8 @@ from recipes.augmentations import (
 
 
 def test_list_is_in_registration_order():
-    assert list_augmentations() == ["default", "flip", "randaugment", "none"]
+    assert list_augmentations() == ["default", "flip", "mirror",
+                                    "randaugment", "none"]
     # The pipeline and the image recipe use the same function.
     assert data.augmentation_layers is augmentation_layers
 
@@ -41,6 +42,19 @@ def test_layer_settings():
     assert tuple(rand.value_range) == (0, 1.0)
 
 
+def test_mirror_flips_whole_images_without_resampling():
+    (flip,) = augmentation_layers("mirror", seed=0)
+    images = np.random.default_rng(0).random((64, 5, 5, 3), "float32")
+    out = np.asarray(flip(images, training=True))
+    mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images,
+                                                              strict=True)]
+    # Each image comes out exactly as itself or its mirror (no pixel is
+    # interpolated), and both happen.
+    for o, i, m in zip(out, images, mirrored, strict=True):
+        assert m or np.array_equal(o, i)
+    assert 0 < sum(mirrored) < len(images)
+
+
 def test_none_and_layers_pass_through():
     assert augmentation_layers(None) == augmentation_layers("none") == []
     layer = keras.layers.RandomContrast(0.2)
@@ -53,8 +67,8 @@ def test_none_and_layers_pass_through():
 
 def test_unknown_name_names_the_argument():
     with pytest.raises(ValueError, match=(
-            r"Argument `augment` must be one of \['default', 'flip', 'none', "
-            r"'randaugment'\]. Received: augment='strong'")):
+            r"Argument `augment` must be one of \['default', 'flip', 'mirror', "
+            r"'none', 'randaugment'\]. Received: augment='strong'")):
         augmentation_layers("strong")
     with pytest.raises(ValueError, match="Received: name='strong'"):
         get_augmentation_info("strong")

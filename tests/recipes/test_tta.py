@@ -65,6 +65,7 @@ def test_resolve_tta():
     assert resolve_tta(False) is None and resolve_tta(None) is None
     assert resolve_tta(True) == "shift"
     assert resolve_tta("auto", "flip") == "flip"
+    assert resolve_tta("auto", "mirror") == "flip"
     assert resolve_tta("auto", "randaugment") == "shift"
     assert resolve_tta("auto", [keras.layers.RandomFlip("horizontal")]) == (
         "flip")
