@@ -174,7 +174,8 @@ def add_fit_image_classifier(subparsers):
                                      "register_augmentation")
     recipe_option(
         parser, "--augment", d, choices=("auto", *augmentations),
-        help="auto (default for pretrained backbones, none from scratch), "
+        help="auto (default for pretrained backbones; from scratch, mirror "
+        "for photographs and none for digits or text), "
         + _listed(augmentations))
     recipe_option(parser, "--mixup", d, type=float, help="MixUp probability")
     recipe_option(parser, "--cutmix", d, type=float,

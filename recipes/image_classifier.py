@@ -394,16 +394,21 @@ def fit_image_classifier(
             reached it 6-16 epochs later on the two smallest
             (`benchmarks/RESULTS.md`). Defaults to `0.93`.
         augment: `"default"` (small shifts, rotations, zooms),
-            `"flip"`, `"randaugment"`, `"none"`, Keras layers, or `"auto"`:
-            `"default"` for pretrained backbones, `"none"` for backbones
-            trained from scratch: within a budget of about 1,000 steps a
-            network learning its features from nothing gains less from
-            augmented views than it loses in slower fitting. On the four
-            data sets of `benchmarks/suite.py` (2 seeds each), `"default"`
-            ended 0.5-4.6 points lower in 7 of the 8 runs (7 points higher
-            in the eighth, on photographs, whose other seed lost 3) and
-            reached the keras.io convnet's final accuracy later or not at
-            all in 7 of 8 (`benchmarks/RESULTS.md`). Defaults to `"auto"`.
+            `"flip"` (the same and horizontal flips), `"mirror"`
+            (horizontal flips only), `"randaugment"`, `"none"`, Keras
+            layers, or `"auto"`: `"default"` for pretrained backbones;
+            from scratch, `"mirror"` for photographs and `"none"` for
+            digits, text and line art (told apart by the share of pixels
+            at the ends of the value range, see
+            `recipes.image_plan.looks_like_photographs`). Within a budget
+            of about 1,000 steps a network learning its features from
+            nothing gained less from interpolated views (shifts,
+            rotations, zooms) than it lost in slower fitting, and they
+            blur small photographs' texture; a mirror resamples no pixel
+            and is a new view of a photograph, while a mirrored digit is
+            another symbol. Measured on five real data sets
+            (`benchmarks/bench_augment.py`, `benchmarks/RESULTS.md`).
+            Defaults to `"auto"`.
         mixup: MixUp alpha (0 disables). Defaults to `0.0`.
         cutmix: CutMix factor (0 disables). Defaults to `0.0`.
         batch_size: Per-replica training batch size: 32, Keras's own

@@ -43,6 +43,12 @@ UNFREEZE = ("at_once", "gradual")
 AUTO_EPOCHS_STEPS = 1000
 AUTO_EPOCHS_MIN = 10
 AUTO_EPOCHS_MAX = 60
+# `augment="auto"` from scratch: images with at least this fraction of
+# their pixels at an end of the value range are read as drawn (digits,
+# text), others as photographs (see `looks_like_photographs`); measured on
+# the first `PHOTO_SAMPLE` training images.
+DRAWN_FRACTION = 0.3
+PHOTO_SAMPLE = 256
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -149,7 +155,9 @@ class ImageClassifierPlan:
 def resolve(config, images, runtime):
     """Settle every `"auto"` of `config` for the loaded data and runtime.
 
-    Pure: it builds no model and touches no file.
+    It builds no model and writes nothing; with `augment="auto"` and a
+    backbone trained from scratch it reads the first training images (see
+    `looks_like_photographs`).
 
     Args:
         config: An `ImageClassifierConfig`.
@@ -186,7 +194,10 @@ def resolve(config, images, runtime):
                                                   input_shape),
         epochs=epochs, fine_tune_epochs=fine_tune_epochs,
         patience=_phases.resolve_patience(config.patience, epochs),
-        augment=resolve_augment(config.augment, pretrained),
+        augment=resolve_augment(
+            config.augment, pretrained,
+            photographs=_auto(config.augment) and not pretrained
+            and looks_like_photographs(images)),
         learning_rate_scale=learning_rate_scale(pretrained),
         steps_per_epoch=steps,
         steps_per_execution=_runtime.steps_per_execution_for(
@@ -357,25 +368,107 @@ def resolve_epochs(epochs, num_train, batch_size):
                AUTO_EPOCHS_MAX)
 
 
-def resolve_augment(augment, pretrained):
+def resolve_augment(augment, pretrained, photographs=False):
     """The augmentation `augment="auto"` stands for (others unchanged).
+
+    From scratch, within a budget of about 1,000 optimizer steps, a network
+    learning its features from nothing gains less from interpolated views
+    (shifts, rotations, zooms) than it loses in slower fitting, and those
+    views blur the fine texture of small photographs; a mirror image
+    resamples no pixel. So `"auto"` mirrors photographs and leaves digits,
+    text and line art (which a mirror turns into other symbols) alone. A
+    pretrained backbone gets `"default"`, the views its fine-tuning is
+    usually given (ImageNet-pretrained runs are not measurable offline).
+    Measured on five real data sets by `benchmarks/bench_augment.py`
+    (`benchmarks/RESULTS.md`).
 
     Args:
         augment: The recipe's `augment` argument.
         pretrained: Whether the backbone starts from pretrained weights.
+        photographs: Whether the training images look like photographs
+            (see `looks_like_photographs`). Defaults to `False`.
 
     Returns:
-        `"default"` for a pretrained backbone and `"none"` for one trained
-        from scratch when `augment` is `"auto"`, else `augment`.
+        For `augment="auto"`: `"default"` for a pretrained backbone, else
+        `"mirror"` for photographs and `"none"` for others; any other
+        `augment` unchanged.
 
     Example:
 
     >>> resolve_augment("auto", pretrained=False)
     'none'
+    >>> resolve_augment("auto", pretrained=False, photographs=True)
+    'mirror'
     """
     if isinstance(augment, str) and augment == "auto":
-        return "default" if pretrained else "none"
+        if pretrained:
+            return "default"
+        return "mirror" if photographs else "none"
     return augment
+
+
+def drawn_fraction(images, value_range, sample=PHOTO_SAMPLE):
+    """Fraction of pixels at either end of the value range (within 2%).
+
+    Drawn images (digits, text, line art, scanned pages) are mostly
+    background and ink, so most of their pixels sit at an end of the
+    range; photographs have few such pixels. `images` is read in order
+    (the first `sample` images), without shuffling.
+
+    Args:
+        images: An iterable of `(image, label)` pairs (an unbatched
+            `tf.data.Dataset`) or of images.
+        value_range: The images' maximum pixel value (255 or 1).
+        sample: How many images to read. Defaults to `256`.
+
+    Returns:
+        A float in [0, 1] (0 for no images).
+
+    Example:
+
+    >>> import numpy as np
+    >>> page = np.zeros((8, 8, 1)); page[2:6, 3] = 255  # one stroke
+    >>> drawn_fraction([page], 255)
+    1.0
+    """
+    margin = 0.02 * value_range
+    ends = total = 0
+    for index, item in enumerate(images):
+        if index >= sample:
+            break
+        image = item[0] if isinstance(item, tuple | list) else item
+        pixels = keras.ops.convert_to_numpy(image)
+        ends += int(((pixels <= margin)
+                     | (pixels >= value_range - margin)).sum())
+        total += pixels.size
+    return ends / total if total else 0.0
+
+
+def looks_like_photographs(images, sample=PHOTO_SAMPLE):
+    """Whether loaded training images look like photographs, not drawings.
+
+    True when fewer than `DRAWN_FRACTION` (30%) of the pixels of the first
+    `sample` training images are at an end of the value range (see
+    `drawn_fraction`). On the data sets measured the two kinds lie far
+    apart: MNIST and scikit-learn's 8x8 digits have 88% and 58% of their
+    pixels there, grayscale textures, RGB photograph patches and face
+    photographs 0-14%. A photograph with large saturated areas (a product
+    on white) can read as drawn: it then gets no augmentation, the
+    from-scratch default before mirroring.
+
+    Args:
+        images: What `recipes.data.load_image_data` returns.
+        sample: How many training images to read. Defaults to `256`.
+
+    Returns:
+        A bool.
+    """
+    return drawn_fraction(images.train, images.value_range,
+                          sample) < DRAWN_FRACTION
+
+
+def _auto(value):
+    return isinstance(value, str) and value == "auto"
 
 
 def _registry_name(backbone):

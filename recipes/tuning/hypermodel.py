@@ -19,6 +19,7 @@ from recipes.image_plan import (
     ImageClassifierConfig,
     learning_rate_scale,
     load_images,
+    looks_like_photographs,
     resolve,
     resolve_augment,
 )
@@ -193,7 +194,8 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
 
         Read from the recipe's keyword defaults, with `"auto"` resolved as
         the recipe resolves it for this data and backbone: `augment` from
-        whether the backbone is pretrained, `mix` from the `mixup` and
+        whether the backbone is pretrained and the images photographs,
+        `mix` from the `mixup` and
         `cutmix` defaults, and a `learning_rate_scale` of 1 for the
         default `learning_rate=None` (the base rate the scale multiplies).
 
@@ -206,8 +208,10 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             for knob in space_module.DEFAULT_SPACE.values() if knob.keyword}
         # `learning_rate=None` is the base rate, which a scale of 1 keeps.
         defaults["learning_rate_scale"] = 1.0
-        defaults["augment"] = resolve_augment(recipe.augment,
-                                              self.pretrained)
+        defaults["augment"] = resolve_augment(
+            recipe.augment, self.pretrained,
+            photographs=not self.pretrained
+            and looks_like_photographs(self.images))
         mix = (recipe.mixup, recipe.cutmix)
         defaults["mix"] = next(name for name, pair
                                in space_module.MIXES.items() if pair == mix)

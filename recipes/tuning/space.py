@@ -19,7 +19,7 @@ Default search space (`DEFAULT_SPACE`):
 | `weight_decay` | 0.005 to 0.5, log, x sqrt(10) | `weight_decay` |
 | `dropout` | 0 to 0.4, step 0.1 | `dropout` |
 | `label_smoothing` | 0 to 0.2, step 0.05 | `label_smoothing` |
-| `augment` | none, default, randaugment | `augment` |
+| `augment` | none, default, mirror, randaugment | `augment` |
 | `mix` | none, mixup (alpha 0.2), cutmix (1.0) | `mixup`, `cutmix` |
 | `fine_tune_layers` | auto, 0, 10, 30, 60 (pretrained) | `fine_tune_layers` |
 | `batch_size` | 16, 32, 64 | `batch_size` |
@@ -85,7 +85,8 @@ DEFAULT_SPACE = {
         Knob("dropout", "float", (0.0, 0.4), step=0.1, keyword="dropout"),
         Knob("label_smoothing", "float", (0.0, 0.2), step=0.05,
              keyword="label_smoothing"),
-        Knob("augment", "choice", ("none", "default", "randaugment")),
+        Knob("augment", "choice", ("none", "default", "mirror",
+                                   "randaugment")),
         Knob("mix", "choice", tuple(MIXES)),
         # Strings: a Keras Tuner choice holds values of one type.
         Knob("fine_tune_layers", "choice", ("auto", "0", "10", "30", "60"),

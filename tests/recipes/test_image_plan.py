@@ -4,14 +4,18 @@ import dataclasses
 import inspect
 import math
 
+import numpy as np
 import pytest
 
-from recipes import _runtime
+from recipes import _runtime, datasets
 from recipes.data import load_image_data
 from recipes.image_classifier import fit_image_classifier
 from recipes.image_plan import (
+    DRAWN_FRACTION,
     SCRATCH_LR_SCALE,
     ImageClassifierConfig,
+    drawn_fraction,
+    looks_like_photographs,
     resolve,
 )
 
@@ -67,3 +71,43 @@ def test_resolve_keeps_given_values(digits_8x8):
     assert (plan.epochs, plan.patience, plan.augment) == (4, 1, "flip")
     assert plan.steps_per_execution == 5
     assert plan.image_size == (16, 16)
+
+
+def test_drawn_fraction_counts_pixels_at_the_ends_of_the_range():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (300, 6, 6, 3)).astype("float32")
+    images[:, :2] = 0.0  # background rows
+    images[:, 5, :1] = 255.0  # ink
+    # Reference: pixels within 2% of 0 or of 255, over the first 256.
+    first = images[:256]
+    expected = np.mean((first <= 5.1) | (first >= 249.9))
+    pairs = [(image, 0) for image in images]
+    assert drawn_fraction(pairs, 255.0) == pytest.approx(expected)
+    assert drawn_fraction(pairs, 255.0, sample=300) == pytest.approx(
+        np.mean((images <= 5.1) | (images >= 249.9)))
+    assert drawn_fraction([], 1.0) == 0.0
+
+
+@pytest.mark.parametrize("loader, photographs", [
+    (datasets.load_digits_8x8, False),
+    (datasets.load_textures, True),
+    (datasets.load_scene_patches, True),
+])
+def test_auto_augment_mirrors_photographs_not_digits(loader, photographs):
+    (x, y), _ = loader()
+    config = ImageClassifierConfig()
+    images = load_image_data((x, y), validation_split=0.2, seed=0)
+    runtime = _runtime.resolve_runtime("auto", "auto", config.batch_size)
+    assert looks_like_photographs(images) is photographs
+    plan = resolve(config, images, runtime)
+    assert plan.augment == ("mirror" if photographs else "none")
+    # A given policy is kept whatever the images are.
+    given = resolve(ImageClassifierConfig(augment="default"), images,
+                    runtime)
+    assert given.augment == "default"
+
+
+def test_mnist_reads_as_drawn():
+    (x, _), _ = datasets.load_mnist_5k()
+    # About 88% of MNIST's pixels are background or full ink.
+    assert drawn_fraction(x[:256], 1.0) > DRAWN_FRACTION
