@@ -31,6 +31,7 @@ Usage:
 
     python benchmarks/suite.py                  # 3 seeds, all data sets
     python benchmarks/suite.py --seeds 1 --data scenes textures
+    python benchmarks/suite.py --first-seed 3   # seeds 3-5
 """
 
 import argparse
@@ -167,6 +168,7 @@ def summarize(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=30,
                         help="epochs of the textbook recipe")
     parser.add_argument("--data", nargs="+", choices=sorted(DATA),
@@ -174,7 +176,7 @@ def main():
     args = parser.parse_args()
     data = {name: DATA[name]() for name in args.data}
     rows = {name: [] for name in args.data}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.data:
             rows[name].append(run_seed(name, data[name], seed, args.epochs))
     summarize(rows)

@@ -13,8 +13,8 @@ repeatable:
   views), for natural photos. A mirrored digit or letter is another symbol
   (or none), so flips are only chosen for models trained with them.
 * `"auto"`: `"flip"` for a model trained with horizontal flips (the image
-  recipe's `augment="flip"`, or a `RandomFlip` layer among the user's
-  augmentation layers), else `"shift"`.
+  recipe's `augment="flip"` or `"mirror"`, or a `RandomFlip` layer among
+  the user's augmentation layers), else `"shift"`.
 
 Views are made on the raw images (before the model's own rescaling and
 resizing) and predicted one view at a time, so memory stays that of one

@@ -181,6 +181,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
             batch_size=config.batch_size))
         self.backbone = self.plan.backbone
         self.pretrained = self.plan.pretrained
+        # What `augment="auto"` reads of the images, once (not per trial).
+        self._photographs = (not self.pretrained
+                             and looks_like_photographs(self.images))
         self.check_hyperparameters()
 
     def knobs(self):
@@ -209,9 +212,7 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         # `learning_rate=None` is the base rate, which a scale of 1 keeps.
         defaults["learning_rate_scale"] = 1.0
         defaults["augment"] = resolve_augment(
-            recipe.augment, self.pretrained,
-            photographs=not self.pretrained
-            and looks_like_photographs(self.images))
+            recipe.augment, self.pretrained, photographs=self._photographs)
         mix = (recipe.mixup, recipe.cutmix)
         defaults["mix"] = next(name for name, pair
                                in space_module.MIXES.items() if pair == mix)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras_tuner import oracles
 
-from recipes.datasets import load_digits_8x8
+from recipes.datasets import load_digits_8x8, load_textures
 from recipes.image_classifier import fit_image_classifier
 from recipes.tuning import (
     DEFAULT_SPACE,
@@ -107,6 +107,17 @@ def test_pretrained_defaults_resolve_auto(digits):
     # fine-tune depth is the backbone's own ("auto").
     assert defaults["augment"] == "default"
     assert defaults["fine_tune_layers"] == "auto"
+
+
+def test_photographs_from_scratch_default_to_mirror_first():
+    (x, y), (xv, yv) = load_textures(train_per_class=20, val_per_class=10)
+    hypermodel = ImageClassifierHyperModel((x, y), validation_data=(xv, yv))
+    # The recipe would mirror these grayscale texture photographs, so the
+    # tuner's first value of the knob is "mirror", which the space holds.
+    assert hypermodel.plan.augment == "mirror"
+    assert hypermodel.recipe_defaults()["augment"] == "mirror"
+    hp = keras_tuner.HyperParameters()
+    assert hypermodel.declare(hp)["augment"] == "mirror"
 
 
 def test_user_space_keeps_the_defaults_it_holds(digits, tmp_path):
