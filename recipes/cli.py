@@ -217,13 +217,20 @@ def _plan_rows(args):
 
     from recipes.image_classifier import plan_image_classifier
 
+    plan = plan_image_classifier(load_images(args.data),
+                                 **_image_recipe_kwargs(args))
+    return [(field.name, getattr(plan, field.name))
+            for field in dataclasses.fields(plan)]
+
+
+def _image_recipe_kwargs(args):
+    """The image recipe's keywords from `args`, with the validation and
+    test data loaded."""
     kwargs = recipe_kwargs(args, source_defaults(
         "recipes.image_classifier", "fit_image_classifier"))
     for name in ("validation_data", "test_data"):
         kwargs[name] = load_images(kwargs[name])
-    plan = plan_image_classifier(load_images(args.data), **kwargs)
-    return [(field.name, getattr(plan, field.name))
-            for field in dataclasses.fields(plan)]
+    return kwargs
 
 
 def _run_fit_image_classifier(args):
@@ -242,11 +249,8 @@ def _run_fit_image_classifier(args):
             max_batch_size=args.find_batch_size or None)
         print(found.table())
         args.batch_size = found.batch_size
-    kwargs = recipe_kwargs(args, source_defaults(
-        "recipes.image_classifier", "fit_image_classifier"))
-    for name in ("validation_data", "test_data"):
-        kwargs[name] = load_images(kwargs[name])
-    result = fit_image_classifier(load_images(args.data), **kwargs)
+    result = fit_image_classifier(load_images(args.data),
+                                  **_image_recipe_kwargs(args))
     config = result.config
     rows = [
         ("backbone", f"{config['backbone']} (weights: {config['weights']})"),

@@ -433,15 +433,29 @@ def drawn_fraction(images, value_range, sample=PHOTO_SAMPLE):
     """
     margin = 0.02 * value_range
     ends = total = 0
-    for index, item in enumerate(images):
-        if index >= sample:
-            break
-        image = item[0] if isinstance(item, tuple | list) else item
-        pixels = keras.ops.convert_to_numpy(image)
+    for pixels in _first_images(images, sample):
         ends += int(((pixels <= margin)
                      | (pixels >= value_range - margin)).sum())
         total += pixels.size
     return ends / total if total else 0.0
+
+
+def _first_images(images, sample):
+    """NumPy arrays of the first `sample` images: one batch from a
+    `tf.data.Dataset` of same-shape images, else one array per image."""
+    import tensorflow as tf
+
+    if isinstance(images, tf.data.Dataset):
+        spec = images.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        if spec.shape.is_fully_defined():
+            images = images.take(sample).batch(sample)
+            sample = 1
+    for index, item in enumerate(images):
+        if index >= sample:
+            return
+        image = item[0] if isinstance(item, tuple | list) else item
+        yield keras.ops.convert_to_numpy(image)
 
 
 def looks_like_photographs(images, sample=PHOTO_SAMPLE):

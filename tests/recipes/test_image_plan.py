@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from recipes import _runtime, datasets
 from recipes.data import load_image_data
@@ -86,6 +87,19 @@ def test_drawn_fraction_counts_pixels_at_the_ends_of_the_range():
     assert drawn_fraction(pairs, 255.0, sample=300) == pytest.approx(
         np.mean((images <= 5.1) | (images >= 249.9)))
     assert drawn_fraction([], 1.0) == 0.0
+    # A tf.data pipeline of same-size images (read as one batch) and one
+    # of varying sizes (read image by image) give the same counts.
+    same = tf.data.Dataset.from_tensor_slices((images, np.zeros(300)))
+    assert drawn_fraction(same, 255.0) == pytest.approx(expected)
+    sizes = [(4, 4), (5, 7), (6, 3)]
+    varying = [np.full(size + (1,), value, "float32")
+               for size, value in zip(sizes, (0.0, 0.5, 1.0), strict=True)]
+    ragged = tf.data.Dataset.from_generator(
+        lambda: iter(varying),
+        output_signature=tf.TensorSpec((None, None, 1), tf.float32))
+    # 16 + 18 pixels at the ends, 35 in the middle.
+    assert drawn_fraction(ragged, 1.0) == pytest.approx(34 / 69)
+    assert drawn_fraction(ragged, 1.0, sample=1) == 1.0
 
 
 @pytest.mark.parametrize("loader, photographs", [
