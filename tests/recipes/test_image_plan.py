@@ -4,11 +4,12 @@ import dataclasses
 import inspect
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from recipes import _runtime, datasets
+from recipes import _runtime, datasets, plan_image_classifier
 from recipes.data import load_image_data
 from recipes.image_classifier import fit_image_classifier
 from recipes.image_plan import (
@@ -125,3 +126,21 @@ def test_mnist_reads_as_drawn():
     (x, _), _ = datasets.load_mnist_5k()
     # About 88% of MNIST's pixels are background or full ink.
     assert drawn_fraction(x[:256], 1.0) > DRAWN_FRACTION
+
+
+def test_a_folder_of_photographs_is_mirrored_and_of_digits_is_not(
+        tmp_path, digits_8x8):
+    (textures, labels), _ = datasets.load_textures(
+        train_per_class=10, val_per_class=1, size=16, normalize=False)
+    (digits, digit_labels), _ = digits_8x8
+    digits = (digits[:30] * 255).round().astype("uint8")
+    for name, images, y in (("photos", textures, labels),
+                            ("digits", digits, digit_labels[:30] % 3)):
+        for i, (image, label) in enumerate(zip(images, y, strict=True)):
+            folder = tmp_path / name / f"class{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            keras.utils.save_img(folder / f"{i:03d}.png", image, scale=False)
+    # PNG folders decode to uint8 in [0, 255]: the same rule holds there.
+    assert plan_image_classifier(str(tmp_path / "photos")).augment == (
+        "mirror")
+    assert plan_image_classifier(str(tmp_path / "digits")).augment == "none"
