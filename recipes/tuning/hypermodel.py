@@ -198,9 +198,9 @@ class ImageClassifierHyperModel(keras_tuner.HyperModel):
         Read from the recipe's keyword defaults, with `"auto"` resolved as
         the recipe resolves it for this data and backbone: `augment` from
         whether the backbone is pretrained and the images photographs,
-        `mix` from the `mixup` and
-        `cutmix` defaults, and a `learning_rate_scale` of 1 for the
-        default `learning_rate=None` (the base rate the scale multiplies).
+        `mix` from the `mixup` and `cutmix` defaults, and a
+        `learning_rate_scale` of 1 for the default `learning_rate=None`
+        (the base rate the scale multiplies).
 
         Returns:
             Dict of knob name to value, for the knobs of `knobs()`.
